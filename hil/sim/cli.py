@@ -1,0 +1,75 @@
+"""`hil sim`: a simulated L506 on a pseudo-terminal (or TCP) until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from hil.sim.firmware import Firmware
+from hil.sim.host import DEFAULT_HOSTS, SimConfig, SimHost
+from hil.sim.profiles import PROFILES, profile_named
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="v3.2", choices=sorted(PROFILES),
+                        help="firmware profile to simulate (default v3.2)")
+    parser.add_argument("--link", type=Path, default=None,
+                        help="stable symlink to the pty, re-pointed at every power-on")
+    parser.add_argument("--tcp", type=int, metavar="PORT", default=None,
+                        help="serve the UART on socket://127.0.0.1:PORT instead of a pty (0: any)")
+    parser.add_argument("--baud", type=int, default=115200,
+                        help="pace output and input at this UART rate; 0 for no pacing")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="device timeouts (boot, 60 s idle drop) multiplied by this")
+    parser.add_argument("--no-latency", action="store_true",
+                        help="zero firmware latency (the synthetic latency model is on by default)")
+    parser.add_argument("--host", action="append", default=[], metavar="NAME=ADDR",
+                        help="a name MIPSTART may dial (loopback addresses only)")
+    parser.add_argument("--bug", action="append", default=[], metavar="NAME",
+                        help="build the firmware with a named bug (see `hil mutants --list`)")
+
+
+def config_from(args: argparse.Namespace) -> tuple[Firmware, SimConfig]:
+    profile = profile_named(args.profile)
+    if args.no_latency:
+        profile = profile.without_latency()
+    hosts = dict(DEFAULT_HOSTS)
+    for item in args.host:
+        name, sep, addr = item.partition("=")
+        if not sep:
+            raise SystemExit(f"hil sim: --host wants NAME=ADDR, got {item!r}")
+        hosts[name.lower()] = addr
+    firmware = Firmware(profile, time_scale=args.time_scale, bugs=frozenset(args.bug))
+    config = SimConfig(
+        transport="pty" if args.tcp is None else "tcp",
+        link=args.link,
+        tcp_port=args.tcp or 0,
+        baud=args.baud or None,
+        hosts=hosts,
+    )
+    return firmware, config
+
+
+async def _serve(host: SimHost) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    url = await host.power_on()
+    label = "PTY" if host.config.transport == "pty" else "URL"
+    print(f"{label} {url}", flush=True)
+    await stop.wait()
+    await host.power_off()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        firmware, config = config_from(args)
+    except ValueError as exc:
+        print(f"hil sim: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve(SimHost(firmware, config)))
+    return 0

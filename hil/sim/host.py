@@ -1,0 +1,421 @@
+"""The I/O host around the simulated firmware: a pseudo-terminal or TCP port, sockets, a clock.
+
+It runs on one asyncio loop: serial bytes in both directions are paced at the UART's rate
+(10 bits a byte), socket outcomes become firmware events, and the firmware's deadlines become
+timer callbacks. Power is virtual: off closes the port (the device disappears, as a USB-serial
+module does), on brings it back under the same stable path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import ssl
+import threading
+import tty
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hil.sim.firmware import (
+    Action,
+    CloseSocket,
+    Firmware,
+    OpenSocket,
+    SendSocket,
+    SerialOut,
+    SocketClosed,
+    SocketData,
+    SocketFailed,
+    SocketOpened,
+)
+
+log = logging.getLogger("hil.sim")
+
+BITS_PER_BYTE = 10  # start + 8 data + stop
+PIECE = 16  # bytes handed to the port at once while pacing: 1.4 ms at 115200 baud
+CONNECT_TIMEOUT_S = 10.0
+DEFAULT_HOSTS: Mapping[str, str] = {"localhost": "127.0.0.1"}
+
+
+class _Uart:
+    """One direction of the serial line: bytes leave no faster than the baud rate allows."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, baud: int | None, sink) -> None:
+        self._loop = loop
+        self._byte_s = BITS_PER_BYTE / baud if baud else 0.0
+        self._sink = sink
+        self._queue: deque[tuple[float, bytes]] = deque()
+        self._free_at = 0.0
+        self._wakeup = asyncio.Event()
+        self._task = loop.create_task(self._run())
+
+    def send(self, data: bytes, not_before: float) -> None:
+        self._queue.append((not_before, data))
+        self._wakeup.set()
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue
+
+    def close(self) -> None:
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            not_before, data = self._queue.popleft()
+            start = max(self._loop.time(), not_before, self._free_at)
+            if not self._byte_s:
+                await _sleep_until(self._loop, start)
+                self._sink(data)
+                continue
+            for offset in range(0, len(data), PIECE):
+                piece = data[offset : offset + PIECE]
+                # a piece is handed over when its last byte would have crossed the line
+                done = start + (offset + len(piece)) * self._byte_s
+                await _sleep_until(self._loop, done)
+                self._sink(piece)
+            self._free_at = start + len(data) * self._byte_s
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    delay = when - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+@dataclass
+class _Socket:
+    task: asyncio.Task[None]
+    writer: asyncio.StreamWriter | None = None
+
+
+@dataclass
+class SimConfig:
+    """How the simulated module is reached."""
+
+    transport: str = "pty"  # "pty" or "tcp"
+    link: Path | None = None  # stable symlink to the pty
+    tcp_port: int = 0
+    baud: int | None = 115200
+    hosts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_HOSTS))
+
+
+class SimHost:
+    """Runs one Firmware on an asyncio loop behind a pty or a TCP port."""
+
+    def __init__(self, firmware: Firmware, config: SimConfig) -> None:
+        self.firmware = firmware
+        self.config = config
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sockets: dict[int, _Socket] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._to_dte: _Uart | None = None
+        self._to_dce: _Uart | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._server: asyncio.Server | None = None
+        self._client: asyncio.Transport | None = None
+        self.url: str | None = None
+        self.pty_path: str | None = None
+
+    # ------------------------------------------------------------ power
+
+    @property
+    def powered(self) -> bool:
+        return self._to_dte is not None
+
+    async def power_on(self) -> str:
+        """Bring the port up and boot the firmware; returns the pyserial URL."""
+        if self.powered:
+            await self.power_off()
+        self._loop = asyncio.get_running_loop()
+        if self.config.transport == "tcp":
+            await self._open_tcp()
+        else:
+            self._open_pty()
+        self._to_dte = _Uart(self._loop, self.config.baud, self._write_port)
+        self._to_dce = _Uart(self._loop, self.config.baud, self._deliver)
+        self._apply(self.firmware.power_on(self._loop.time()))
+        assert self.url is not None
+        return self.url
+
+    async def power_off(self) -> None:
+        """Cut power: sockets die without a word, the port disappears."""
+        if not self.powered:
+            return
+        self._apply(self.firmware.power_off())
+        for uart in (self._to_dte, self._to_dce):
+            if uart is not None:
+                uart.close()
+        self._to_dte = self._to_dce = None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._close_port()
+        for sock in list(self._sockets.values()):
+            sock.task.cancel()
+            if sock.writer is not None:
+                sock.writer.transport.abort()
+        self._sockets.clear()
+
+    # ------------------------------------------------------------ the serial port
+
+    def _open_pty(self) -> None:
+        assert self._loop is not None
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no line discipline: bytes pass as they are, no echo, no CR/LF mapping
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        self.pty_path = os.ttyname(slave)
+        link = self.config.link
+        if link is not None:
+            link.parent.mkdir(parents=True, exist_ok=True)
+            tmp = link.with_name(link.name + ".new")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(self.pty_path)
+            tmp.replace(link)  # atomic re-point: the stable path never dangles while on
+        self.url = str(link or self.pty_path)
+        self._loop.add_reader(master, self._pty_readable)
+
+    async def _open_tcp(self) -> None:
+        host = self
+
+        class _Conn(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                if host._client is not None:
+                    transport.close()  # one DTE at a time, like a UART
+                    return
+                assert isinstance(transport, asyncio.Transport)
+                host._client = transport
+
+            def data_received(self, data: bytes) -> None:
+                host._from_dte(data)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                host._client = None
+
+        assert self._loop is not None
+        self._server = await self._loop.create_server(
+            _Conn, "127.0.0.1", self.config.tcp_port, reuse_address=True
+        )
+        port = self._server.sockets[0].getsockname()[1]
+        self.config.tcp_port = port  # keep the port across power cycles
+        self.url = f"socket://127.0.0.1:{port}"
+
+    def _close_port(self) -> None:
+        if self._master is not None:
+            assert self._loop is not None
+            self._loop.remove_reader(self._master)
+            for fd in (self._master, self._slave):
+                if fd is not None:
+                    os.close(fd)
+            self._master = self._slave = None
+            if self.config.link is not None:
+                self.config.link.unlink(missing_ok=True)
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._client is not None:
+            self._client.abort()
+            self._client = None
+
+    def _pty_readable(self) -> None:
+        assert self._master is not None
+        try:
+            data = os.read(self._master, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return  # no DTE has the port open: nothing to read
+        self._from_dte(data)
+
+    def _from_dte(self, data: bytes) -> None:
+        assert self._loop is not None
+        if self._to_dce is not None:
+            self._to_dce.send(data, self._loop.time())
+
+    def _deliver(self, data: bytes) -> None:
+        assert self._loop is not None
+        self._apply(self.firmware.serial_received(data, self._loop.time()))
+
+    def _write_port(self, data: bytes) -> None:
+        if self._client is not None:
+            self._client.write(data)
+            return
+        if self._master is None:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._master, view)
+            except BlockingIOError:
+                # the DTE is not reading and the pty buffer is full: a real UART would drop
+                # bytes; keep them instead and let the reader catch up
+                written = _write_blocking(self._master, view)
+            except OSError:
+                return
+            view = view[written:]
+
+    # ------------------------------------------------------------ firmware actions
+
+    def _apply(self, actions: list[Action]) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        for action in actions:
+            match action:
+                case SerialOut(data=data, delay=delay):
+                    if self._to_dte is not None:
+                        self._to_dte.send(data, now + delay)
+                case OpenSocket():
+                    task = self._loop.create_task(self._connect(action))
+                    self._sockets[action.socket_id] = _Socket(task)
+                case SendSocket(socket_id=sid, data=data):
+                    sock = self._sockets.get(sid)
+                    if sock is not None and sock.writer is not None:
+                        sock.writer.write(data)
+                case CloseSocket(socket_id=sid):
+                    sock = self._sockets.pop(sid, None)
+                    if sock is not None:
+                        sock.task.cancel()
+                        if sock.writer is not None:
+                            sock.writer.close()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        assert self._loop is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self.firmware.next_deadline()
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._tick)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self._timer = None
+        self._apply(self.firmware.tick(self._loop.time()))
+
+    def _event(self, event) -> None:
+        assert self._loop is not None
+        self._apply(self.firmware.socket_event(event, self._loop.time()))
+
+    def resolve(self, name: str) -> str | None:
+        """IP literals, `localhost` and the hosts map; no DNS, so a test never leaves the box."""
+        try:
+            return str(ipaddress.ip_address(name))
+        except ValueError:
+            return self.config.hosts.get(name.lower())
+
+    async def _connect(self, action: OpenSocket) -> None:
+        sid = action.socket_id
+        address = self.resolve(action.host)
+        if address is None:
+            self._event(SocketFailed(sid, "resolve", f"cannot resolve {action.host!r}"))
+            return
+        if not ipaddress.ip_address(address).is_loopback:
+            log.warning("simulator refuses to dial %s: only loopback is reachable", address)
+            self._event(SocketFailed(sid, "refused", f"{address} is off loopback"))
+            return
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(address, action.port), CONNECT_TIMEOUT_S
+            )
+        except TimeoutError:
+            self._event(SocketFailed(sid, "timeout"))
+            return
+        except OSError as exc:
+            self._event(SocketFailed(sid, "refused", str(exc)))
+            return
+        if action.tls:
+            try:
+                await asyncio.wait_for(writer.start_tls(_client_tls()), CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+                writer.transport.abort()
+                self._event(SocketFailed(sid, "tls", str(exc)))
+                return
+        sock = self._sockets.get(sid)
+        if sock is None:
+            writer.close()
+            return
+        sock.writer = writer
+        self._event(SocketOpened(sid))
+        try:
+            while data := await reader.read(65536):
+                self._event(SocketData(sid, data))
+        except (OSError, ssl.SSLError):
+            pass
+        if sid in self._sockets:
+            self._sockets.pop(sid)
+            writer.close()
+            self._event(SocketClosed(sid))
+
+
+def _client_tls() -> ssl.SSLContext:
+    """The module does not check the server certificate (MQTTSSL-2: no command loads a CA)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _write_blocking(fd: int, data: memoryview) -> int:
+    os.set_blocking(fd, True)
+    try:
+        return os.write(fd, data)
+    finally:
+        os.set_blocking(fd, False)
+
+
+class Simulator:
+    """A SimHost on its own thread, for a harness in the same process (the default rig).
+
+    Every call is thread-safe and bounded by a timeout.
+    """
+
+    def __init__(self, firmware: Firmware, config: SimConfig) -> None:
+        self.host = SimHost(firmware, config)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="l506-sim", daemon=True)
+        self._thread.start()
+
+    @property
+    def firmware(self) -> Firmware:
+        return self.host.firmware
+
+    def _call(self, coro_or_fn, timeout: float = 10.0):
+        if asyncio.iscoroutine(coro_or_fn):
+            return asyncio.run_coroutine_threadsafe(coro_or_fn, self._loop).result(timeout)
+
+        async def run():
+            return coro_or_fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+
+    def power_on(self) -> str:
+        return self._call(self.host.power_on())
+
+    def power_off(self) -> None:
+        self._call(self.host.power_off())
+
+    def inject(self, name: str, active: bool = True) -> None:
+        """Switch on a fault a test provokes on purpose (socket creation fails, pings stop)."""
+
+        def switch() -> None:
+            (self.firmware.injections.add if active else self.firmware.injections.discard)(name)
+
+        self._call(switch)
+
+    def close(self) -> None:
+        try:
+            self.power_off()
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
