@@ -10,7 +10,8 @@ from hil.sim import cli as sim_cli
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hil", description="Hardware-in-the-loop test harness for the L506 MQTT AT command set."
+        prog="hil",
+        description="Hardware-in-the-loop test harness for the L506 MQTT AT command set.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim = sub.add_parser("sim", help="run a simulated L506 on a pty or TCP port")

@@ -63,5 +63,7 @@ BUGS: MappingProxyType[str, tuple[str, str]] = MappingProxyType(
 def check_bugs(names: frozenset[str]) -> frozenset[str]:
     unknown = sorted(names - BUGS.keys())
     if unknown:
-        raise ValueError(f"unknown simulator bug(s): {', '.join(unknown)}; see `hil mutants --list`")
+        raise ValueError(
+            f"unknown simulator bug(s): {', '.join(unknown)}; see `hil mutants --list`"
+        )
     return names

@@ -14,22 +14,56 @@ from hil.sim.profiles import PROFILES, profile_named
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="v3.2", choices=sorted(PROFILES),
-                        help="firmware profile to simulate (default v3.2)")
-    parser.add_argument("--link", type=Path, default=None,
-                        help="stable symlink to the pty, re-pointed at every power-on")
-    parser.add_argument("--tcp", type=int, metavar="PORT", default=None,
-                        help="serve the UART on socket://127.0.0.1:PORT instead of a pty (0: any)")
-    parser.add_argument("--baud", type=int, default=115200,
-                        help="pace output and input at this UART rate; 0 for no pacing")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="device timeouts (boot, 60 s idle drop) multiplied by this")
-    parser.add_argument("--no-latency", action="store_true",
-                        help="zero firmware latency (the synthetic latency model is on by default)")
-    parser.add_argument("--host", action="append", default=[], metavar="NAME=ADDR",
-                        help="a name MIPSTART may dial (loopback addresses only)")
-    parser.add_argument("--bug", action="append", default=[], metavar="NAME",
-                        help="build the firmware with a named bug (see `hil mutants --list`)")
+    parser.add_argument(
+        "--profile",
+        default="v3.2",
+        choices=sorted(PROFILES),
+        help="firmware profile to simulate (default v3.2)",
+    )
+    parser.add_argument(
+        "--link",
+        type=Path,
+        default=None,
+        help="stable symlink to the pty, re-pointed at every power-on",
+    )
+    parser.add_argument(
+        "--tcp",
+        type=int,
+        metavar="PORT",
+        default=None,
+        help="serve the UART on socket://127.0.0.1:PORT instead of a pty (0: any)",
+    )
+    parser.add_argument(
+        "--baud",
+        type=int,
+        default=115200,
+        help="pace output and input at this UART rate; 0 for no pacing",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="device timeouts (boot, 60 s idle drop) multiplied by this",
+    )
+    parser.add_argument(
+        "--no-latency",
+        action="store_true",
+        help="zero firmware latency (the synthetic latency model is on by default)",
+    )
+    parser.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="NAME=ADDR",
+        help="a name MIPSTART may dial (loopback addresses only)",
+    )
+    parser.add_argument(
+        "--bug",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="build the firmware with a named bug (see `hil mutants --list`)",
+    )
 
 
 def config_from(args: argparse.Namespace) -> tuple[Firmware, SimConfig]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from hil.mqtt import (
     ClientSession,
@@ -309,7 +309,7 @@ class Firmware:
         text = line.strip()
         if not text:
             return []
-        if not text[:2].upper() == b"AT":
+        if text[:2].upper() != b"AT":
             return [self._lines("ERROR")]
         rest = text[2:].lstrip()
         if not rest:
@@ -479,11 +479,15 @@ class Firmware:
         except BadParameter:
             return self._ok_then_result("MIPSTART", False, 2)
         if self.conn != "idle":
-            return self._ok_then_result("MIPSTART", False, 5 if self._bug("double_mipstart_code_5") else 7)
+            return self._ok_then_result(
+                "MIPSTART", False, 5 if self._bug("double_mipstart_code_5") else 7
+            )
         if not (self.attached and self._registered()) and not self._bug("flight_mode_ignored"):
             return self._ok_then_result("MIPSTART", False, 3)
         if "socket_create_fails" in self.injections:
-            return self._ok_then_result("MIPSTART", False, 5 if self._bug("socket_fail_code_5") else 4)
+            return self._ok_then_result(
+                "MIPSTART", False, 5 if self._bug("socket_fail_code_5") else 4
+            )
         self._socket_seq += 1
         self.socket_id = self._socket_seq
         self.conn = "tcp_opening"
@@ -819,7 +823,9 @@ class Firmware:
             return [self._lines("ERROR")]
         return []
 
-    def _take_pending(self, names: str | tuple[str, ...], packet_id: int | None = None) -> _Pending | None:
+    def _take_pending(
+        self, names: str | tuple[str, ...], packet_id: int | None = None
+    ) -> _Pending | None:
         wanted = (names,) if isinstance(names, str) else names
         for p in self._pending:
             if p.name in wanted and p.packet_id == packet_id:
@@ -838,7 +844,7 @@ class Firmware:
             self._timers.pop(timer, None)
         return out
 
-    _EXTENDED: dict[str, Callable[[Firmware, bytes, float], list[Action]]] = {
+    _EXTENDED: ClassVar[dict[str, Callable[[Firmware, bytes, float], list[Action]]]] = {
         "CGMR": _cgmr,
         "CPIN?": _cpin_q,
         "CREG?": _creg_q,

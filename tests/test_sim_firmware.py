@@ -1,0 +1,343 @@
+"""The firmware model as pure unit tests: serial bytes and socket events in, actions out."""
+
+from __future__ import annotations
+
+import pytest
+
+from hil.mqtt import Connack, Connect, Decoder, Puback, Publish, Suback, Unsuback, encode
+from hil.sim.firmware import (
+    CloseSocket,
+    Firmware,
+    OpenSocket,
+    SendSocket,
+    SerialOut,
+    SocketClosed,
+    SocketData,
+    SocketFailed,
+    SocketOpened,
+)
+from hil.sim.profiles import V32, V33
+
+
+class Module:
+    """A firmware, a clock, and what it has said: the test's view of one simulated L506."""
+
+    def __init__(self, fw: Firmware | None = None) -> None:
+        self.fw = fw or Firmware(V32.without_latency(), time_scale=0.01)
+        self.now = 100.0
+        self.serial = bytearray()
+        self.actions: list[object] = []
+        self.broker_rx = Decoder()
+        self.sent: list[object] = []  # MQTT packets the module sent
+        self._take(self.fw.power_on(self.now))
+        self.advance(1.0)  # past RDY and Call Ready at this time scale
+        self.serial.clear()
+
+    def _take(self, actions: list[object]) -> None:
+        for a in actions:
+            self.actions.append(a)
+            if isinstance(a, SerialOut):
+                self.serial += a.data
+            if isinstance(a, SendSocket):
+                self.sent += self.broker_rx.feed(a.data)
+
+    def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while (d := self.fw.next_deadline()) is not None and d <= end:
+            self.now = max(self.now, d)
+            self._take(self.fw.tick(self.now))
+        self.now = end
+
+    def type(self, line: str | bytes) -> str:
+        self.serial.clear()
+        data = line.encode() if isinstance(line, str) else line
+        self._take(self.fw.serial_received(data + b"\r", self.now))
+        return self.serial.decode("latin-1")
+
+    def socket(self, event) -> str:
+        self.serial.clear()
+        self._take(self.fw.socket_event(event, self.now))
+        return self.serial.decode("latin-1")
+
+    def last(self, kind: type) -> object:
+        return next(a for a in reversed(self.actions) if isinstance(a, kind))
+
+    def connect_tcp(self) -> int:
+        self.type("AT+MCONFIG=cid")
+        self.type("AT+MIPSTART=127.0.0.1,1883")
+        sid = self.last(OpenSocket).socket_id
+        assert "+MIPSTART:SUCCESS,0" in self.socket(SocketOpened(sid)).replace(": ", ":")
+        return sid
+
+    def connect_mqtt(self, clean: int = 1) -> int:
+        sid = self.connect_tcp()
+        self.type(f"AT+MCONNECT={clean},30")
+        assert isinstance(self.sent[-1], Connect)
+        assert "+MCONNECT:SUCCESS,0" in self.socket(
+            SocketData(sid, encode(Connack(False, 0)))
+        ).replace(": ", ":")
+        return sid
+
+
+@pytest.fixture
+def m() -> Module:
+    return Module()
+
+
+def test_boot_prints_rdy_then_call_ready_and_ignores_input_before() -> None:
+    fw = Firmware(V32, time_scale=1.0)
+    out = fw.power_on(0.0)
+    assert out == []
+    assert fw.serial_received(b"AT\r", 1.0) == []  # still booting: the UART is deaf
+    assert fw.next_deadline() == pytest.approx(V32.boot_s)
+    rdy = fw.tick(V32.boot_s)
+    assert rdy == [SerialOut(b"\r\nRDY\r\n")]
+    ready = fw.tick(V32.boot_s + V32.call_ready_s)
+    assert ready == [SerialOut(b"\r\nCall Ready\r\n")]
+
+
+def test_echo_on_at_boot_and_switched_by_ate(m: Module) -> None:
+    assert m.type("AT") == "AT\r\r\nOK\r\n"
+    assert m.type("ATE0") == "ATE0\r\r\nOK\r\n"
+    assert m.type("AT") == "\r\nOK\r\n"
+    assert m.type("ATE1") == "\r\nOK\r\n"
+    assert m.type("AT").startswith("AT\r")
+
+
+def test_unknown_command_is_error_and_spaces_after_at_plus_are_trimmed(m: Module) -> None:
+    m.type("ATE0")
+    assert m.type("AT+NOPE") == "\r\nERROR\r\n"
+    assert m.type("AT+ MIPCLOSE") == "\r\n+MIPCLOSE: SUCCESS\r\n\r\nOK\r\n"
+
+
+def test_example_1_1_orders_and_shapes(m: Module) -> None:
+    m.type("ATE0")
+    assert m.type("AT+MQTTSSL=0") == "\r\nOK\r\n"
+    assert m.type("AT+MCONFIG=client_id_mobiletek") == "\r\n+MCONFIG: SUCCESS,0\r\n\r\nOK\r\n"
+    assert m.type("AT+MIPSTART=test.example,1883") == "\r\nOK\r\n"
+    sid = m.last(OpenSocket).socket_id
+    assert m.last(OpenSocket) == OpenSocket(sid, "test.example", 1883, False)
+    assert m.socket(SocketOpened(sid)) == "\r\n+MIPSTART: SUCCESS,0\r\n"
+    assert m.type("AT+MQTTSTATU") == "\r\n+MQTTSTATU: 2\r\n\r\nOK\r\n"
+    assert m.type("AT+MCONNECT=1,30") == "\r\nOK\r\n"
+    connect = m.sent[-1]
+    assert connect == Connect("client_id_mobiletek", True, 30)
+    assert m.socket(SocketData(sid, encode(Connack(False, 0)))) == "\r\n+MCONNECT: SUCCESS,0\r\n"
+    assert m.type("AT+MSUB=mobiletek/topic,0") == "\r\nOK\r\n"
+    sub = m.sent[-1]
+    assert (
+        m.socket(SocketData(sid, encode(Suback(sub.packet_id, (0,))))) == "\r\n+MSUB: SUCCESS\r\n"
+    )
+    msg = "message from client_id_mobiletek"
+    assert m.type(f"AT+MPUB=mobiletek/topic,0,0,{msg}") == "\r\nOK\r\n\r\n+MPUB: SUCCESS\r\n"
+    assert m.sent[-1] == Publish("mobiletek/topic", msg.encode(), 0, False)
+    echo = encode(Publish("mobiletek/topic", msg.encode()))
+    assert m.socket(SocketData(sid, echo)) == f"\r\n+MSUB: mobiletek/topic,32 bytes,{msg}\r\n"
+    m.type("AT+MQTTMSGSET=1")
+    assert m.socket(SocketData(sid, echo)) == "\r\n+MSUB: 0\r\n"
+    got = m.type("AT+MQTTMSGGET=0")
+    assert got == f"\r\n+MSUB: mobiletek/topic,32 bytes,{msg}\r\n\r\nOK\r\n"
+    assert m.type("AT+MDISCONNECT") == "\r\nOK\r\n\r\n+MDISCONNECT: SUCCESS\r\n"
+    assert m.type("AT+MQTTSTATU") == "\r\n+MQTTSTATU: 2\r\n\r\nOK\r\n"
+    assert m.type("AT+MIPCLOSE") == "\r\n+MIPCLOSE: SUCCESS\r\n\r\nOK\r\n"
+    assert m.last(CloseSocket) == CloseSocket(sid)
+    assert m.type("AT+MQTTSTATU") == "\r\n+MQTTSTATU: 0\r\n\r\nOK\r\n"
+
+
+def test_mpub_message_keeps_commas_and_spaces(m: Module) -> None:
+    m.connect_mqtt()
+    m.type("AT+MPUB= a/b,1,1, x, y,,z")
+    assert m.sent[-1].payload == b" x, y,,z"
+    assert m.sent[-1].qos == 1 and m.sent[-1].retain
+
+
+def test_qos1_mpub_result_waits_for_puback(m: Module) -> None:
+    sid = m.connect_mqtt()
+    assert m.type("AT+MPUB=a,1,0,hi").endswith("OK\r\n")
+    assert "+MPUB" not in m.type("AT")
+    assert (
+        m.socket(SocketData(sid, encode(Puback(m.sent[-1].packet_id)))) == "\r\n+MPUB: SUCCESS\r\n"
+    )
+
+
+def test_limits_refused_with_failure_2(m: Module) -> None:
+    m.connect_mqtt()
+    m.type("ATE0")
+    assert m.type("AT+MPUB=" + "t" * 65 + ",0,0,x") == "\r\nOK\r\n\r\n+MPUB: FAILURE,2\r\n"
+    assert m.type("AT+MPUB=t,0,0," + "x" * 257) == "\r\nOK\r\n\r\n+MPUB: FAILURE,2\r\n"
+    assert m.type("AT+MPUBEX=t,0,0,1361") == "\r\nOK\r\n\r\n+MPUBEX: FAILURE,2\r\n"
+    assert m.type("AT+MQTTCEER") == "\r\n+MQTTCEER: 2\r\n\r\nOK\r\n"
+    assert m.type("AT+MSUB=t,3") == "\r\nOK\r\n\r\n+MSUB: FAILURE,2\r\n"
+    assert m.type("AT+MCONFIG=c,u") == "\r\n+MCONFIG: FAILURE,2\r\n\r\nOK\r\n"
+    assert m.type("AT+MCONFIG=c,u,p,1,3,0,w,m") == "\r\n+MCONFIG: FAILURE,2\r\n\r\nOK\r\n"
+    assert m.type("AT+MQTTSSL=2") == "\r\nERROR\r\n"
+    assert m.type("AT+MQTTMSGSET=2") == "\r\nERROR\r\n"
+    assert m.type("AT+MQTTMSGGET=4") == "\r\nERROR\r\n"
+
+
+def test_mpubex_prompt_then_exact_binary_data(m: Module) -> None:
+    m.connect_mqtt()
+    m.type("ATE0")
+    assert m.type("AT+MPUBEX=t,0,0,6") == "\r\n> "
+    m.serial.clear()
+    m._take(m.fw.serial_received(b"\r\n\x00", m.now))
+    assert m.serial == b""  # the data is not echoed and not yet complete
+    m._take(m.fw.serial_received(b",\xff\r", m.now))
+    assert m.sent[-1].payload == b"\r\n\x00,\xff\r"
+    assert m.serial == b"\r\nOK\r\n\r\n+MPUBEX: SUCCESS\r\n"
+
+
+def test_mpubex_data_timeout_is_error(m: Module) -> None:
+    m.connect_mqtt()
+    m.type("AT+MPUBEX=t,0,0,3")
+    m.serial.clear()
+    m.advance(V32.data_timeout_s * m.fw.time_scale + 0.01)
+    assert m.serial == b"\r\nERROR\r\n"
+    assert m.type("AT").endswith("OK\r\n")  # back to command mode
+
+
+def test_manual_mode_ring_of_four_over_two_laps(m: Module) -> None:
+    sid = m.connect_mqtt()
+    m.type("AT+MQTTMSGSET=1")
+    slots = []
+    for i in range(9):
+        out = m.socket(SocketData(sid, encode(Publish("r", f"m{i}".encode()))))
+        slots.append(out.strip())
+    assert slots == [f"+MSUB: {i % 4}" for i in range(9)]
+    m.type("ATE0")
+    # slot 0 holds m8, slots 1-3 hold m5..m7
+    assert m.type("AT+MQTTMSGGET=0") == "\r\n+MSUB: r,2 bytes,m8\r\n\r\nOK\r\n"
+    all_ = m.type("AT+MQTTMSGGET")
+    assert all_.split("\r\n")[1:-3:2] == [
+        "+MSUB: r,2 bytes,m8",
+        "+MSUB: r,2 bytes,m5",
+        "+MSUB: r,2 bytes,m6",
+        "+MSUB: r,2 bytes,m7",
+    ]
+
+
+def test_empty_slot_is_invalid_and_store_is_lost_on_restart(m: Module) -> None:
+    sid = m.connect_mqtt()
+    m.type("ATE0")
+    assert m.type("AT+MQTTMSGGET=2") == "\r\n+MQTTMSGGET:INVALID\r\n\r\nOK\r\n"
+    m.type("AT+MQTTMSGSET=1")
+    m.socket(SocketData(sid, encode(Publish("r", b"x"))))
+    assert "+MSUB: r,1 bytes,x" in m.type("AT+MQTTMSGGET=0")
+    assert m.type("AT+CFUN=1,1") == "\r\nOK\r\n"
+    assert isinstance(m.last(CloseSocket), CloseSocket)
+    m.serial.clear()
+    m.advance(1.0)
+    assert b"RDY" in m.serial
+    assert "+MQTTMSGGET:INVALID" in m.type("AT+MQTTMSGGET=0")
+
+
+def test_incoming_over_1360_cut_and_len_by_profile() -> None:
+    for profile, shown_len in ((V32, 1500), (V33, 1360)):
+        m = Module(Firmware(profile.without_latency(), time_scale=0.01))
+        sid = m.connect_mqtt()
+        out = m.socket(SocketData(sid, encode(Publish("big", b"z" * 1500)))).encode("latin-1")
+        assert out == b"\r\n+MSUB: " + f"big,{shown_len} bytes,".encode() + b"z" * 1360 + b"\r\n"
+
+
+def test_error_codes_3_4_5_7_8() -> None:
+    m = Module()
+    m.type("ATE0")
+    m.type("AT+MCONFIG=c")
+    m.type("AT+CFUN=4")
+    assert m.type("AT+MIPSTART=127.0.0.1,1") == "\r\nOK\r\n\r\n+MIPSTART: FAILURE,3\r\n"
+    m.type("AT+CFUN=1")
+    m.fw.injections.add("socket_create_fails")
+    assert m.type("AT+MIPSTART=127.0.0.1,1").endswith("+MIPSTART: FAILURE,4\r\n")
+    m.fw.injections.clear()
+    m.type("AT+MIPSTART=nowhere.invalid,1")
+    sid = m.last(OpenSocket).socket_id
+    assert m.socket(SocketFailed(sid, "resolve")) == "\r\n+MIPSTART: FAILURE,5\r\n"
+    assert m.type("AT+MQTTCEER") == "\r\n+MQTTCEER: 5\r\n\r\nOK\r\n"
+    m.type("AT+MQTTSSL=1")
+    m.type("AT+MIPSTART=127.0.0.1,1883")
+    assert m.last(OpenSocket).tls
+    sid = m.last(OpenSocket).socket_id
+    assert m.socket(SocketFailed(sid, "tls")) == "\r\n+MIPSTART: FAILURE,8\r\n"
+    m.type("AT+MIPSTART=127.0.0.1,1883")
+    m.socket(SocketOpened(m.last(OpenSocket).socket_id))
+    assert m.type("AT+MIPSTART=127.0.0.1,1883").endswith("+MIPSTART: FAILURE,7\r\n")
+    assert m.type("AT+MQTTSSL=0") == "\r\nERROR\r\n"  # only before MIPSTART
+
+
+def test_refused_connect_is_6_and_drop_is_1(m: Module) -> None:
+    m.type("ATE0")
+    sid = m.connect_tcp()
+    m.type("AT+MCONNECT=1,30")
+    assert m.socket(SocketData(sid, encode(Connack(False, 5)))) == "\r\n+MCONNECT: FAILURE,6\r\n"
+    assert m.fw.mqtt_status == 0
+    sid = m.connect_mqtt()
+    assert m.socket(SocketClosed(sid)) == "\r\n+MCONNECT: FAILURE,1\r\n"
+    assert m.type("AT+MQTTSTATU") == "\r\n+MQTTSTATU: 0\r\n\r\nOK\r\n"
+
+
+def test_unused_tcp_dropped_after_idle_time(m: Module) -> None:
+    m.connect_tcp()
+    m.serial.clear()
+    m.advance(V32.idle_drop_s * m.fw.time_scale + 0.01)
+    assert m.serial == b"\r\n+MCONNECT: FAILURE,1\r\n"
+    assert m.fw.mqtt_status == 0
+
+
+def test_keepalive_pings_and_ping_timeout_breaks_connection(m: Module) -> None:
+    sid = m.connect_mqtt()
+    m.advance(30.5)
+    assert m.sent[-1].__class__.__name__ == "Pingreq"
+    m.serial.clear()
+    m.advance(31)
+    assert b"+MCONNECT: FAILURE,1" in m.serial
+    assert m.last(CloseSocket) == CloseSocket(sid)
+
+
+def test_will_and_credentials_reach_connect(m: Module) -> None:
+    m.type("AT+MCONFIG=cid,user,pw,1,1,1,will/t,gone, really")
+    m.type("AT+MIPSTART=127.0.0.1,1883")
+    m.socket(SocketOpened(m.last(OpenSocket).socket_id))
+    m.type("AT+MCONNECT=0,60")
+    c = m.sent[-1]
+    assert (c.username, c.password, c.clean_session, c.keepalive) == ("user", "pw", False, 60)
+    assert (c.will.topic, c.will.message, c.will.qos, c.will.retain) == (
+        "will/t",
+        b"gone, really",
+        1,
+        True,
+    )
+
+
+def test_munsub_and_mconnect_without_tcp(m: Module) -> None:
+    m.type("ATE0")
+    m.type("AT+MCONFIG=c")
+    assert m.type("AT+MCONNECT=1,30") == "\r\nOK\r\n\r\n+MCONNECT: FAILURE,2\r\n"
+    sid = m.connect_mqtt()
+    assert m.type("AT+MUNSUB=a/b") == "\r\nOK\r\n"
+    unsub = m.sent[-1]
+    assert (
+        m.socket(SocketData(sid, encode(Unsuback(unsub.packet_id)))) == "\r\n+MUNSUB: SUCCESS\r\n"
+    )
+
+
+def test_power_off_loses_everything(m: Module) -> None:
+    sid = m.connect_mqtt()
+    out = m.fw.power_off()
+    assert out == [CloseSocket(sid)]
+    assert m.fw.serial_received(b"AT\r", m.now) == []
+
+
+@pytest.mark.parametrize("bug", ["ring_no_wrap", "slots_from_1"])
+def test_a_bug_changes_what_the_module_says(bug: str) -> None:
+    m = Module(Firmware(V32.without_latency(), time_scale=0.01, bugs=frozenset({bug})))
+    sid = m.connect_mqtt()
+    m.type("AT+MQTTMSGSET=1")
+    said = [m.socket(SocketData(sid, encode(Publish("r", b"m%d" % i)))).strip() for i in range(5)]
+    said.append(m.type("AT+MQTTMSGGET=0"))
+    healthy = [f"+MSUB: {i % 4}" for i in range(5)]
+    assert said != [*healthy, "AT+MQTTMSGGET=0\r\r\n+MSUB: r,2 bytes,m4\r\n\r\nOK\r\n"]
+
+
+def test_unknown_bug_is_refused_with_the_way_to_list_them() -> None:
+    with pytest.raises(ValueError, match="hil mutants --list"):
+        Firmware(bugs=frozenset({"nope"}))
