@@ -341,3 +341,11 @@ def test_a_bug_changes_what_the_module_says(bug: str) -> None:
 def test_unknown_bug_is_refused_with_the_way_to_list_them() -> None:
     with pytest.raises(ValueError, match="hil mutants --list"):
         Firmware(bugs=frozenset({"nope"}))
+
+
+def test_topics_mqtt_forbids_are_bad_parameters(m: Module) -> None:
+    m.connect_mqtt()
+    m.type("ATE0")
+    assert m.type("AT+MSUB=a/#/b,0") == "\r\nOK\r\n\r\n+MSUB: FAILURE,2\r\n"
+    assert m.type("AT+MPUB=a/+,0,0,x") == "\r\nOK\r\n\r\n+MPUB: FAILURE,2\r\n"
+    assert m.type("AT+MUNSUB=a/#/b") == "\r\nOK\r\n\r\n+MUNSUB: FAILURE,2\r\n"

@@ -566,7 +566,10 @@ class Firmware:
             return self._ok_then_result("MSUB", False, 2)
         if self.conn != "mqtt_up" or self.session is None:
             return self._ok_then_result("MSUB", False, 1)
-        packet_id = self.session.subscribe(topic, min(qos, 2), now)
+        try:
+            packet_id = self.session.subscribe(topic, min(qos, 2), now)
+        except ValueError:  # not a valid topic filter (`a/#/b`)
+            return self._ok_then_result("MSUB", False, 2)
         self._pending.append(_Pending("MSUB", packet_id))
         return [self._lines("OK", command="MSUB"), *self._flush_session()]
 
@@ -578,7 +581,10 @@ class Firmware:
             return self._ok_then_result("MUNSUB", False, 1)
         if self._bug("munsub_noop"):
             return self._ok_then_result("MUNSUB", True, None)
-        packet_id = self.session.unsubscribe(topic, now)
+        try:
+            packet_id = self.session.unsubscribe(topic, now)
+        except ValueError:
+            return self._ok_then_result("MUNSUB", False, 2)
         self._pending.append(_Pending("MUNSUB", packet_id))
         return [self._lines("OK", command="MUNSUB"), *self._flush_session()]
 
@@ -646,7 +652,10 @@ class Firmware:
         assert self.session is not None
         if self._bug("retain_ignored"):
             retain = False
-        packet_id = self.session.publish(topic, payload, qos, retain, now)
+        try:
+            packet_id = self.session.publish(topic, payload, qos, retain, now)
+        except ValueError:  # a wildcard or NUL in a topic name
+            return self._ok_then_result(name, False, 2)
         if qos == 2 and self._bug("qos2_sent_twice"):
             self.session.publish(topic, payload, qos, retain, now)
         if packet_id is None:
