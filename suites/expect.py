@@ -18,9 +18,10 @@ def expect_result(
     seen = response.summary()
     assert outcome.result is not None, f"no +{name} result URC: {seen}"
     assert outcome.result.name == name, f"result of another command: {seen}"
-    assert outcome.result.success is success, f"expected {'SUCCESS' if success else 'FAILURE'}: {seen}"
+    word = "SUCCESS" if success else "FAILURE"
+    assert outcome.result.success is success, f"expected {word}: {seen}"
     if code is not None:
-        assert outcome.result.type == code, f"expected result type {int(code)} ({code.name}): {seen}"
+        assert outcome.result.type == code, f"expected type {int(code)} ({code.name}): {seen}"
     if success:
         assert response.ok, f"expected final OK: {seen}"
     return outcome
