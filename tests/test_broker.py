@@ -1,0 +1,204 @@
+"""The managed mosquitto: each listener does what L506 tests rely on, and faults are real."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import uuid
+from pathlib import Path
+
+import pytest
+import trustme
+
+from fixtures.peer import ConnectRefused, Peer, PeerFactory
+from hil.broker import (
+    AUTH,
+    PLAIN6,
+    TLS,
+    TLS_AUTH,
+    TLS_REFUSING,
+    Broker,
+    BrokerError,
+    find_program,
+)
+from hil.broker.config import render_acl
+
+
+def _tls_handshake(port: int, context: ssl.SSLContext) -> str:
+    """Handshake with a broker listener; the negotiated TLS version."""
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        return str(tls.version())
+
+
+def _verifying_context(ca_pem: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca_pem))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def test_plain_listener_accepts_anonymous(peer_factory: PeerFactory) -> None:
+    assert peer_factory().connected
+
+
+@pytest.mark.parametrize("listener", [AUTH, TLS_AUTH])
+def test_password_listener_accepts_right_credentials(
+    peer_factory: PeerFactory, listener: str
+) -> None:
+    assert peer_factory(listener=listener, user="hil").connected
+
+
+@pytest.mark.parametrize("listener", [AUTH, TLS_AUTH])
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [(None, None), ("hil", "wrong-password"), ("nobody", "whatever")],
+    ids=["anonymous", "wrong-password", "unknown-user"],
+)
+def test_password_listener_refuses_bad_credentials(
+    peer_factory: PeerFactory, listener: str, user: str | None, password: str | None
+) -> None:
+    # An L506 reports this CONNACK as +MCONNECT: FAILURE,6.
+    peer = peer_factory(listener=listener, user=user, password=password, connect=False)
+    with pytest.raises(ConnectRefused) as refused:
+        peer.connect(timeout=5)
+    assert refused.value.return_code in (4, 5)  # bad user name or password / not authorised
+
+
+def test_tls_listener_verified_with_broker_ca(tls_peer: Peer, broker: Broker) -> None:
+    assert tls_peer.connected
+    assert _tls_handshake(broker.tls_port, _verifying_context(broker.ca_pem)) == "TLSv1.2"
+
+
+def test_tls_listener_fails_verification_against_another_ca(
+    broker: Broker, tmp_path: Path
+) -> None:
+    stranger = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(stranger))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _tls_handshake(broker.tls_port, _verifying_context(stranger))
+
+
+def test_refusing_tls_listener_fails_handshake_without_client_cert(
+    broker: Broker, peer_factory: PeerFactory
+) -> None:
+    # The handshake itself fails (what an L506 reports as FAILURE,8), not a later read.
+    with pytest.raises(ssl.SSLError):
+        _tls_handshake(broker.tls_refusing_port, _verifying_context(broker.ca_pem))
+    with pytest.raises(ssl.SSLError):
+        peer_factory(listener=TLS_REFUSING, connect=False).connect(timeout=5)
+
+
+def test_refusing_tls_listener_accepts_the_ca_signed_client_cert(
+    peer_factory: PeerFactory,
+) -> None:
+    assert peer_factory(listener=TLS_REFUSING, client_cert=True).connected
+
+
+def test_ipv6_loopback_listener(broker: Broker, peer_factory: PeerFactory) -> None:
+    if broker.plain6_port is None:
+        pytest.skip("::1 cannot be bound on this machine")
+    assert peer_factory(listener=PLAIN6).connected
+
+
+def test_reader_acl_limits_delivery_and_publishing(peer_factory: PeerFactory) -> None:
+    reader = peer_factory(listener=AUTH, user="reader")
+    writer = peer_factory(listener=AUTH, user="hil")
+    tag = uuid.uuid4().hex
+    reader.subscribe(f"public/{tag}", qos=1)
+    reader.subscribe(f"private/{tag}", qos=1)  # granted by mosquitto, but nothing comes
+    writer.subscribe(f"public/{tag}/from-reader", qos=1)
+
+    writer.publish(f"private/{tag}", b"secret", qos=1)
+    writer.publish(f"public/{tag}", b"news", qos=1)
+    assert reader.expect(timeout=5).payload == b"news"
+    reader.expect_nothing(within=0.3)
+
+    reader.publish(f"public/{tag}/from-reader", b"dropped", qos=1)
+    writer.expect_nothing(f"public/{tag}/from-reader", within=0.3)
+
+
+def test_kill_then_restart_on_the_same_ports(tmp_path: Path, peer_factory: PeerFactory) -> None:
+    with Broker(tmp_path / "own") as own:
+        ports = own.ports
+        own.kill()
+        assert not own.running
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((own.host, own.plain_port), timeout=2).close()
+        own.restart()
+        assert own.running
+        assert own.ports == ports
+        socket.create_connection((own.host, own.plain_port), timeout=2).close()
+
+
+def test_port_taken_before_the_first_start_is_picked_again(tmp_path: Path) -> None:
+    own = Broker(tmp_path / "own")
+    taken = own.plain_port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with own:
+            assert own.plain_port != taken
+            socket.create_connection((own.host, own.plain_port), timeout=2).close()
+
+
+def test_stop_is_graceful_and_logged(tmp_path: Path) -> None:
+    own = Broker(tmp_path / "own").start()
+    own.stop()
+    assert not own.running
+    assert "terminating" in own.log_text()
+
+
+def test_missing_binary_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(BrokerError, match="scripts/setup"):
+        Broker(tmp_path, binary=str(tmp_path / "no-such-mosquitto"))
+    with pytest.raises(BrokerError, match="apt-get install mosquitto"):
+        find_program("mosquitto-that-does-not-exist")
+
+
+def test_process_exiting_at_start_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(BrokerError, match="exited with status 1"):
+        Broker(tmp_path, binary="/bin/false").start(timeout=5)
+
+
+def test_log_since_returns_only_new_log(broker: Broker, peer_factory: PeerFactory) -> None:
+    before = f"before-{uuid.uuid4().hex[:8]}"
+    after = f"after-{uuid.uuid4().hex[:8]}"
+    peer_factory(client_id=before)
+    mark = broker.log_mark()
+    peer_factory(client_id=after)
+    since = broker.log_since(mark)
+    assert after in since
+    assert before not in since
+    assert before in broker.log_text()
+
+
+def test_kick_drops_the_client_by_session_takeover(
+    broker: Broker, peer_factory: PeerFactory
+) -> None:
+    client_id = f"dut-{uuid.uuid4().hex[:8]}"
+    victim = peer_factory(listener=AUTH, user="hil", client_id=client_id)
+    assert broker.kick(client_id)
+    victim.wait_disconnected(timeout=5)
+    assert not victim.connected
+    assert not broker.kick(f"nobody-{uuid.uuid4().hex[:8]}")
+
+
+def test_acl_naming_a_user_without_password_is_an_error() -> None:
+    with pytest.raises(ValueError, match="ghost"):
+        render_acl(["hil"], {"ghost": [("read", "#")]})
+
+
+# A fault test may leave the session broker dead; the next test must find it running.
+# These two run in file order (pytest's default); alone, the second passes trivially.
+def test_fault_test_kills_the_session_broker(broker: Broker) -> None:
+    broker.kill()
+    assert not broker.running
+
+
+def test_next_test_finds_the_broker_running_again(
+    broker: Broker, peer_factory: PeerFactory
+) -> None:
+    assert broker.running
+    assert peer_factory(listener=TLS).connected
