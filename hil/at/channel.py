@@ -1,0 +1,583 @@
+"""The AT channel: one serial port, one reader thread, commands and URCs kept apart.
+
+Any pyserial URL works (a device node, a pty path, `socket://`, `rfc2217://`, `loop://`),
+so the simulator and the bench use the same code. A daemon thread does blocking reads and
+stamps each chunk with `time.monotonic_ns()` the moment `read()` returns; nothing polls.
+Which line belongs to the command in flight is decided by the command's `CommandSpec` and
+the line's shape; every other line is a URC and goes to the queue, also when it arrives in
+the middle of a response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import serial
+
+from hil.at.framer import CountedLine, Framer, Line, Prompt
+from hil.at.transcript import RX, TX, Transcript
+
+_FINAL = re.compile(rb"(?:OK|ERROR|\+CM[ES] ERROR:.*)\Z")
+_ERROR = re.compile(rb"(?:ERROR|\+CM[ES] ERROR:)")
+_TRAILING_BLANKS = b" \t"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """What a command's answer looks like, beyond the final result code.
+
+    `result` matches its result URC (e.g. `+MSUB: SUCCESS`), awaited besides OK; `info`
+    match its information lines (accepted before the final code); `prompt` says it asks
+    for raw data with `>`. Patterns are matched with `.match()` on the line's raw bytes.
+    """
+
+    name: str
+    result: re.Pattern[bytes] | None = None
+    info: tuple[re.Pattern[bytes], ...] = ()
+    prompt: bool = False
+
+
+PLAIN = CommandSpec("AT")
+
+
+class AtError(Exception):
+    """Base of the channel's errors."""
+
+
+class CommandTimeout(AtError):
+    """A command did not complete in time; `response` holds what did arrive."""
+
+    def __init__(self, message: str, response: Response) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+class UrcTimeout(AtError):
+    """No matching URC arrived in time; `queued` is what was waiting instead."""
+
+    def __init__(self, message: str, queued: list[Line]) -> None:
+        super().__init__(message)
+        self.queued = queued
+
+
+class PortLost(AtError):
+    """The port is gone (unplugged, powered off, pty closed) or could not be opened.
+
+    `response` is the partial response when it happened during a command. The channel
+    stays unusable until `reopen()`.
+    """
+
+    def __init__(self, message: str, response: Response | None = None) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+def _ms(start_ns: int, t_ns: int | None) -> float | None:
+    return None if t_ns is None else (t_ns - start_ns) / 1e6
+
+
+@dataclass(slots=True)
+class Timing:
+    """When each part of a command's exchange happened, all `time.monotonic_ns()`.
+
+    `sent_ns` is taken just before the command is written; `first_byte_ns` is the arrival
+    of the first chunk after it (the echo, when echo is on); `data_ns` is when the raw
+    data went out after the prompt.
+    """
+
+    sent_ns: int
+    first_byte_ns: int | None = None
+    final_ns: int | None = None
+    result_ns: int | None = None
+    prompt_ns: int | None = None
+    data_ns: int | None = None
+
+    @property
+    def done_ns(self) -> int | None:
+        """When the last awaited part (final code or result URC) arrived."""
+        seen = [t for t in (self.final_ns, self.result_ns) if t is not None]
+        return max(seen) if seen else None
+
+    @property
+    def first_byte_ms(self) -> float | None:
+        return _ms(self.sent_ns, self.first_byte_ns)
+
+    @property
+    def final_ms(self) -> float | None:
+        return _ms(self.sent_ns, self.final_ns)
+
+    @property
+    def result_ms(self) -> float | None:
+        return _ms(self.sent_ns, self.result_ns)
+
+    @property
+    def prompt_ms(self) -> float | None:
+        return _ms(self.sent_ns, self.prompt_ns)
+
+    @property
+    def total_ms(self) -> float | None:
+        return _ms(self.sent_ns, self.done_ns)
+
+
+@dataclass(slots=True)
+class Response:
+    """Everything that answered one command, and when.
+
+    `lines` are the information lines; `data_echo` the lines that repeated the raw data
+    sent after a prompt; `interleaved` the URCs that arrived while the command was in
+    flight (they are in the URC queue too, not part of the answer).
+    """
+
+    command: str
+    echo: Line | None
+    lines: list[Line]
+    final: Line | None
+    result: Line | None
+    timing: Timing
+    name: str = ""
+    data_echo: list[Line] = field(default_factory=list)
+    interleaved: list[Line] = field(default_factory=list)
+    data_sent: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The final result code is OK (says nothing about the result URC)."""
+        return self.final is not None and self.final.raw.rstrip(_TRAILING_BLANKS) == b"OK"
+
+    @property
+    def error(self) -> bool:
+        """The final result code is ERROR, +CME ERROR or +CMS ERROR."""
+        return self.final is not None and _ERROR.match(self.final.raw) is not None
+
+    def summary(self) -> str:
+        """One line listing what arrived, for failure messages."""
+        parts = [f"echo={_show(self.echo)}"]
+        if self.lines:
+            parts.append("info=[" + ", ".join(_show(x) for x in self.lines) + "]")
+        parts.append(f"final={_show(self.final)}")
+        parts.append(f"result={_show(self.result)}")
+        if self.timing.prompt_ns is not None:
+            parts.append("prompt seen")
+        if self.data_echo:
+            parts.append(f"data echo {len(self.data_echo)} line(s)")
+        if self.interleaved:
+            parts.append("urcs=[" + ", ".join(_show(x) for x in self.interleaved) + "]")
+        return "; ".join(parts)
+
+
+def _show(line: Line | None) -> str:
+    return "-" if line is None else repr(line.text)
+
+
+def _same_command(echo: str, sent: str) -> bool:
+    """An echo is the command as typed; tolerate trimmed or dropped spaces and case."""
+    a, b = echo.strip(), sent.strip()
+    return a == b or a.replace(" ", "").casefold() == b.replace(" ", "").casefold()
+
+
+UrcMatch = str | re.Pattern[str] | re.Pattern[bytes] | Callable[[Line], bool]
+
+
+def _urc_predicate(match: UrcMatch) -> Callable[[Line], bool]:
+    """str: the line's text starts with it; pattern: `.search()` on text or raw bytes."""
+    if isinstance(match, str):
+        return lambda line: line.text.startswith(match)
+    if isinstance(match, re.Pattern):
+        if isinstance(match.pattern, bytes):
+            return lambda line: match.search(line.raw) is not None
+        return lambda line: match.search(line.text) is not None
+    return match
+
+
+def _describe(match: UrcMatch) -> str:
+    if isinstance(match, re.Pattern):
+        return f"/{match.pattern!r}/"
+    return repr(match) if isinstance(match, str) else getattr(match, "__name__", repr(match))
+
+
+class _InFlight:
+    """The command being answered: its spec, its growing response, its data echo cursor."""
+
+    def __init__(self, text: str, spec: CommandSpec, response: Response, data: bytes | None):
+        self.text = text
+        self.spec = spec
+        self.response = response
+        self.data = data
+        self.data_pos = 0  # how much of the data its echo has repeated; -1: echo over
+
+    @property
+    def done(self) -> bool:
+        r = self.response
+        if r.final is None:
+            return False
+        return self.spec.result is None or r.result is not None or r.error
+
+    def classify(self, line: Line) -> str:
+        """Attach `line` to the response and return its kind; "urc" if it is not ours."""
+        r, raw = self.response, line.raw
+        first = r.echo is None and r.final is None and not r.lines
+        if first and _same_command(line.text, self.text):
+            r.echo = line
+            return "echo"
+        if self._is_data_echo(raw):
+            r.data_echo.append(line)
+            return "data"
+        if r.final is None and _FINAL.match(raw.rstrip(_TRAILING_BLANKS)):
+            r.final = line
+            r.timing.final_ns = line.t_ns
+            return "final"
+        if self.spec.result is not None and r.result is None and self.spec.result.match(raw):
+            r.result = line
+            r.timing.result_ns = line.t_ns
+            return "result"
+        if r.final is None and any(p.match(raw) for p in self.spec.info):
+            r.lines.append(line)
+            return "info"
+        r.interleaved.append(line)
+        return "urc"
+
+    def _is_data_echo(self, raw: bytes) -> bool:
+        """With echo on (the command was echoed) the data may be echoed too, so data that
+        contains `OK` is not taken for the final code. The echo must follow the data in
+        order from its start; the first line that does not ends the data echo."""
+        r, data = self.response, self.data
+        if data is None or not r.data_sent or r.echo is None or self.data_pos < 0:
+            return False
+        pos = self.data_pos
+        while pos < len(data) and data[pos] in b"\r\n":
+            pos += 1
+        if pos < len(data) and data.startswith(raw, pos):
+            self.data_pos = pos + len(raw)
+            return True
+        self.data_pos = -1
+        return False
+
+
+class Channel:
+    """An AT command channel over any pyserial URL.
+
+    Use from one test thread; the reader thread only feeds and routes. `transcript` may be
+    swapped between tests (a fresh one per test); `observer` is called with each completed
+    Response.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        baudrate: int = 115200,
+        *,
+        transcript: Transcript | None = None,
+        counted: Sequence[CountedLine] = (),
+        open_timeout: float = 5.0,
+        read_timeout: float = 0.25,
+        write_timeout: float = 10.0,
+        observer: Callable[[Response], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self.observer = observer
+        self._counted = tuple(counted)
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._open_timeout = open_timeout
+        self._cond = threading.Condition()
+        self._transcript = Transcript() if transcript is None else transcript
+        self._framer = Framer(self._counted)
+        self._urcs: list[Line] = []
+        self._cmd: _InFlight | None = None
+        self._lost: str | None = None
+        self._port: serial.SerialBase | None = None
+        self._reader: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._start(url, open_timeout)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    @property
+    def transcript(self) -> Transcript:
+        with self._cond:
+            return self._transcript
+
+    @transcript.setter
+    def transcript(self, value: Transcript) -> None:
+        with self._cond:
+            self._transcript = value
+
+    @property
+    def lost(self) -> str | None:
+        """Why the port was lost, or None while it works."""
+        with self._cond:
+            return self._lost
+
+    def __enter__(self) -> Channel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the reader and close the port; safe to call twice."""
+        self._stop_reader()
+
+    def reopen(self, url: str | None = None, timeout: float | None = None) -> None:
+        """Open the port again (it vanished and came back, e.g. after a power cycle).
+
+        Retries until `timeout` (default: open_timeout) because a USB serial device takes
+        a while to re-enumerate. The framer starts afresh; queued URCs are kept.
+        """
+        self._stop_reader()
+        with self._cond:
+            self._framer = Framer(self._counted)
+            self._lost = None
+            self._cmd = None
+        self.url = url or self.url
+        try:
+            self._start(self.url, self._open_timeout if timeout is None else timeout)
+        except PortLost as exc:
+            self._port_lost(str(exc))
+            raise
+
+    def _start(self, url: str, timeout: float) -> None:
+        port = self._open(url, timeout)
+        self.transcript.note(f"opened {url} at {self.baudrate} baud")
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=self._read_loop, args=(port, stop), name=f"at-reader {url}", daemon=True
+        )
+        self._port, self._stop, self._reader = port, stop, reader
+        reader.start()
+
+    def _open(self, url: str, timeout: float) -> serial.SerialBase:
+        deadline = time.monotonic() + timeout
+        retry = threading.Event()  # never set: a bounded pause between attempts
+        while True:
+            try:
+                return serial.serial_for_url(
+                    url,
+                    baudrate=self.baudrate,
+                    timeout=self._read_timeout,
+                    write_timeout=self._write_timeout,
+                )
+            except (serial.SerialException, OSError) as exc:
+                if time.monotonic() >= deadline:
+                    raise PortLost(f"cannot open {url} within {timeout:.1f} s: {exc}") from exc
+                retry.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _stop_reader(self) -> None:
+        port, reader = self._port, self._reader
+        self._stop.set()
+        if port is None:
+            return
+        cancel = getattr(port, "cancel_read", None)
+        if cancel is not None and port.is_open:
+            with contextlib.suppress(serial.SerialException, OSError):
+                cancel()  # if the port is gone already, the reader ends on its own
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=self._read_timeout * 4 + 1.0)
+        with contextlib.suppress(serial.SerialException, OSError):
+            port.close()  # closing a vanished device may fail; it is closed either way
+        self._port = self._reader = None
+        self.transcript.note(f"closed {self.url}")
+
+    # ---------------------------------------------------------------- reading
+
+    def _read_loop(self, port: serial.SerialBase, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                data = port.read(max(1, port.in_waiting))
+                t_ns = time.monotonic_ns()
+            except Exception as exc:  # any failure of the port ends the reader visibly
+                if not stop.is_set():
+                    self._port_lost(f"{type(exc).__name__}: {exc}")
+                return
+            if data:
+                try:
+                    self._received(data, t_ns)
+                except Exception as exc:  # a routing bug must surface, not kill silently
+                    self._port_lost(f"reader failed: {type(exc).__name__}: {exc}")
+                    raise
+
+    def _port_lost(self, why: str) -> None:
+        with self._cond:
+            self._lost = why
+            self._transcript.note(f"port lost: {why}")
+            self._cond.notify_all()
+
+    def _received(self, data: bytes, t_ns: int) -> None:
+        with self._cond:
+            self._transcript.record_rx(data, t_ns)
+            timing = None if self._cmd is None else self._cmd.response.timing
+            if timing is not None and timing.first_byte_ns is None and t_ns >= timing.sent_ns:
+                timing.first_byte_ns = t_ns
+            for event in self._framer.feed(data, t_ns):
+                if isinstance(event, Prompt):
+                    self._prompted(event)
+                else:
+                    self._route(event)
+            self._cond.notify_all()
+
+    def _prompted(self, prompt: Prompt) -> None:
+        self._transcript.record_line(RX, ">", prompt.t_ns, "prompt")
+        cmd = self._cmd
+        if cmd is not None and cmd.response.timing.prompt_ns is None:
+            cmd.response.timing.prompt_ns = prompt.t_ns
+
+    def _route(self, line: Line) -> None:
+        cmd = self._cmd
+        # A line that began before the command went out cannot be its answer.
+        if cmd is None or line.first_t_ns < cmd.response.timing.sent_ns:
+            kind = "urc"
+        else:
+            kind = cmd.classify(line)
+        if kind == "urc":
+            self._urcs.append(line)
+        self._transcript.record_line(RX, line.text, line.t_ns, kind)
+
+    # ---------------------------------------------------------------- commands
+
+    def command(
+        self,
+        text: str | bytes,
+        spec: CommandSpec = PLAIN,
+        timeout: float = 5.0,
+        data: bytes | None = None,
+    ) -> Response:
+        """Send `text` + CR and wait for its final code and (per spec) its result URC.
+
+        With `data`, wait for the `>` prompt and then write `data` raw. If the command is
+        answered without a prompt (refused at once), the data is not sent. Raises
+        `CommandTimeout` with the partial response, or `PortLost`.
+        """
+        line = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        shown = line.decode("utf-8", "backslashreplace")
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._lost is not None:
+                raise PortLost(f"{self.url}: {self._lost}")
+            if self._cmd is not None:
+                raise AtError(f"{shown!r} sent while {self._cmd.text!r} is in flight")
+            sent_ns = time.monotonic_ns()
+            response = Response(shown, None, [], None, None, Timing(sent_ns), name=spec.name)
+            cmd = _InFlight(shown, spec, response, data)
+            self._cmd = cmd
+            self._framer.expect_prompt = data is not None
+        try:
+            self._write(line + b"\r", sent_ns, shown, "command")
+            if data is not None:
+                self._send_data(cmd, data, deadline, timeout)
+            self._wait(lambda: cmd.done, cmd, deadline, timeout)
+        finally:
+            with self._cond:
+                self._cmd = None
+                self._framer.expect_prompt = False
+        if self.observer is not None:
+            self.observer(response)
+        return response
+
+    def _send_data(self, cmd: _InFlight, data: bytes, deadline: float, timeout: float) -> None:
+        r = cmd.response
+        self._wait(
+            lambda: r.timing.prompt_ns is not None or r.final is not None or r.result is not None,
+            cmd,
+            deadline,
+            timeout,
+        )
+        with self._cond:
+            if r.timing.prompt_ns is None:
+                return  # answered without a prompt: refused, the data must not go out
+            data_ns = time.monotonic_ns()
+            r.timing.data_ns = data_ns
+            r.data_sent = True
+        self._write(data, data_ns, data.decode("utf-8", "backslashreplace"), "data")
+
+    def _wait(
+        self, done: Callable[[], bool], cmd: _InFlight, deadline: float, timeout: float
+    ) -> None:
+        with self._cond:
+            while not done():
+                if self._lost is not None:
+                    raise PortLost(f"{self.url}: {self._lost} during {cmd.text!r}", cmd.response)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
+                self._cond.wait(remaining)
+
+    def _timeout_message(self, cmd: _InFlight, timeout: float) -> str:
+        r, spec = cmd.response, cmd.spec
+        if not r.data_sent and cmd.data is not None and r.timing.prompt_ns is None:
+            missing = "no '>' prompt"
+        elif r.final is None:
+            missing = "no final result code (OK/ERROR)"
+        else:
+            missing = f"final {r.final.text!r} but no {spec.name} result URC"
+            if spec.result is not None:
+                missing += f" /{spec.result.pattern!r}/"
+        seen = r.summary()
+        pending = self._framer.pending
+        if pending:
+            seen += f"; partial line {pending!r}"
+        return f"{cmd.text!r}: {missing} within {timeout:.3f} s; seen: {seen}"
+
+    def _write(self, data: bytes, t_ns: int, text: str, kind: str) -> None:
+        with self._cond:
+            port = self._port
+            self._transcript.record_tx(data, t_ns)
+            self._transcript.record_line(TX, text, t_ns, kind)
+        if port is None:
+            raise PortLost(f"{self.url}: port is closed")
+        try:
+            port.write(data)
+        except serial.SerialTimeoutException as exc:
+            raise AtError(f"{self.url}: write of {len(data)} bytes timed out") from exc
+        except (serial.SerialException, OSError) as exc:
+            self._port_lost(f"write failed: {exc}")
+            raise PortLost(f"{self.url}: write failed: {exc}") from exc
+
+    def write_raw(self, data: bytes) -> None:
+        """Write bytes as they are, outside any command (garbage, partial commands...)."""
+        self._write(data, time.monotonic_ns(), data.decode("utf-8", "backslashreplace"), "raw")
+
+    # ---------------------------------------------------------------- URCs
+
+    def wait_urc(self, match: UrcMatch, timeout: float) -> Line:
+        """Take the first queued URC that matches; earlier non-matching ones stay queued.
+
+        `match`: a str (the text starts with it), a compiled pattern (searched in the text,
+        or in the raw bytes for a bytes pattern) or a predicate on the Line.
+        """
+        pred = _urc_predicate(match)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i, line in enumerate(self._urcs):
+                    if pred(line):
+                        del self._urcs[i]
+                        return line
+                if self._lost is not None:
+                    raise PortLost(f"{self.url}: {self._lost} while waiting for a URC")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    queued = list(self._urcs)
+                    shown = ", ".join(_show(x) for x in queued) or "nothing"
+                    raise UrcTimeout(
+                        f"no URC matching {_describe(match)} within {timeout:.3f} s;"
+                        f" queued: {shown}",
+                        queued,
+                    )
+                self._cond.wait(remaining)
+
+    def urcs(self) -> list[Line]:
+        """Snapshot of the queued URCs, oldest first."""
+        with self._cond:
+            return list(self._urcs)
+
+    def drain_urcs(self) -> list[Line]:
+        """Take all queued URCs."""
+        with self._cond:
+            taken, self._urcs = self._urcs, []
+            return taken

@@ -1,0 +1,123 @@
+"""Everything said on the serial line during one test, kept as evidence.
+
+Two records side by side: the raw bytes of each direction, byte-exact, and the decoded
+events (lines with their kind, prompts, notes) with `time.monotonic_ns()` stamps. The raw
+files are the evidence and are never altered; the log is for people and has secrets masked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+RX = "<-"  # from the device
+TX = "->"  # to the device
+NOTE = "--"  # said by the harness itself
+
+MASK = "****"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One decoded event: kind is echo/info/final/result/urc/prompt/data/command/raw/note."""
+
+    t_ns: int
+    direction: str
+    kind: str
+    text: str
+
+
+def printable(text: str) -> str:
+    """Show control characters and other non-printables as escapes, one line per event."""
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    return "".join(out)
+
+
+class Transcript:
+    """Thread-safe record of both directions; the reader thread and the test thread write.
+
+    `rx.bin` and `tx.bin` are the raw evidence, byte-exact and unmasked: they may contain
+    the passwords that `mask` hides in `transcript.log`. Keep them where the report keeps
+    its other raw artefacts.
+    """
+
+    def __init__(self, mask: Iterable[str] = (), start_ns: int | None = None) -> None:
+        self.start_ns = time.monotonic_ns() if start_ns is None else start_ns
+        self.mask: list[str] = [s for s in mask if s]
+        self._lock = threading.Lock()
+        self._chunks: dict[str, list[tuple[int, bytes]]] = {RX: [], TX: []}
+        self._events: list[Event] = []
+
+    def mask_secret(self, secret: str) -> None:
+        """Hide `secret` from now on wherever it appears in the rendered log."""
+        with self._lock:
+            if secret and secret not in self.mask:
+                self.mask.append(secret)
+
+    def record_rx(self, data: bytes, t_ns: int) -> None:
+        with self._lock:
+            self._chunks[RX].append((t_ns, bytes(data)))
+
+    def record_tx(self, data: bytes, t_ns: int) -> None:
+        with self._lock:
+            self._chunks[TX].append((t_ns, bytes(data)))
+
+    def record_line(self, direction: str, text: str, t_ns: int, kind: str) -> None:
+        with self._lock:
+            self._events.append(Event(t_ns, direction, kind, text))
+
+    def note(self, text: str, t_ns: int | None = None) -> None:
+        """Say something in the log that the device did not (reopened port, lost port...)."""
+        stamp = time.monotonic_ns() if t_ns is None else t_ns
+        self.record_line(NOTE, text, stamp, "note")
+
+    def chunks(self, direction: str) -> list[tuple[int, bytes]]:
+        """The raw chunks of one direction (RX or TX) as (t_ns, bytes), as they passed."""
+        with self._lock:
+            return list(self._chunks[direction])
+
+    def rx_bytes(self) -> bytes:
+        return b"".join(data for _, data in self.chunks(RX))
+
+    def tx_bytes(self) -> bytes:
+        return b"".join(data for _, data in self.chunks(TX))
+
+    def events(self) -> list[Event]:
+        """Snapshot of the decoded events in time order."""
+        with self._lock:
+            return sorted(self._events, key=lambda e: e.t_ns)
+
+    def render(self) -> str:
+        """The text of transcript.log: ms since start, direction, kind, masked text."""
+        with self._lock:
+            secrets = sorted(self.mask, key=len, reverse=True)
+            rx = sum(len(data) for _, data in self._chunks[RX])
+            tx = sum(len(data) for _, data in self._chunks[TX])
+        lines = [
+            f"# rx {rx} bytes, tx {tx} bytes; rx.bin/tx.bin hold them raw and unmasked;"
+            f" times in ms from start"
+        ]
+        for event in self.events():
+            text = event.text
+            for secret in secrets:
+                text = text.replace(secret, MASK)
+            ms = (event.t_ns - self.start_ns) / 1e6
+            lines.append(f"{ms:11.3f} {event.direction} {event.kind:<7} {printable(text)}")
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder: Path) -> None:
+        """Write rx.bin, tx.bin (raw evidence) and transcript.log into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "rx.bin").write_bytes(self.rx_bytes())
+        (folder / "tx.bin").write_bytes(self.tx_bytes())
+        (folder / "transcript.log").write_text(self.render(), encoding="utf-8")
