@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hil.broker import cli as broker_cli
 from hil.sim import cli as sim_cli
 
 
@@ -17,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="run a simulated L506 on a pty or TCP port")
     sim_cli.add_arguments(sim)
     sim.set_defaults(func=sim_cli.run)
+    broker = sub.add_parser("broker", help="run the test broker (plain, password and TLS listeners)")
+    broker_cli.add_arguments(broker)
+    broker.set_defaults(func=broker_cli.run_broker)
     return parser
 
 
