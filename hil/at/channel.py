@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import serial
 
-from hil.at.framer import CountedLine, Framer, Line, Prompt
+from hil.at.framer import CountedLine, DataEcho, Framer, Line, Prompt
 from hil.at.transcript import RX, TX, Transcript
 
 _FINAL = re.compile(rb"(?:OK|ERROR|\+CM[ES] ERROR:.*)\Z")
@@ -128,8 +128,8 @@ class Timing:
 class Response:
     """Everything that answered one command, and when.
 
-    `lines` are the information lines; `data_echo` the lines that repeated the raw data
-    sent after a prompt; `interleaved` the URCs that arrived while the command was in
+    `lines` are the information lines; `data_echo` the device repeating the raw data sent
+    after a prompt (echo on); `interleaved` the URCs that arrived while the command was in
     flight (they are in the URC queue too, not part of the answer).
     """
 
@@ -140,7 +140,7 @@ class Response:
     result: Line | None
     timing: Timing
     name: str = ""
-    data_echo: list[Line] = field(default_factory=list)
+    data_echo: Line | None = None
     interleaved: list[Line] = field(default_factory=list)
     data_sent: bool = False
 
@@ -163,15 +163,21 @@ class Response:
         parts.append(f"result={_show(self.result)}")
         if self.timing.prompt_ns is not None:
             parts.append("prompt seen")
-        if self.data_echo:
-            parts.append(f"data echo {len(self.data_echo)} line(s)")
+        if self.data_echo is not None:
+            parts.append("data echoed")
         if self.interleaved:
             parts.append("urcs=[" + ", ".join(_show(x) for x in self.interleaved) + "]")
         return "; ".join(parts)
 
 
-def _show(line: Line | None) -> str:
-    return "-" if line is None else repr(line.text)
+def _show(line: Line | None, limit: int = 120) -> str:
+    """A line for a one-line summary; long payloads are cut so a failure stays readable."""
+    if line is None:
+        return "-"
+    text = (
+        line.text if len(line.text) <= limit else f"{line.text[:limit]}…(+{len(line.text) - limit})"
+    )
+    return repr(text)
 
 
 def _same_command(echo: str, sent: str) -> bool:
@@ -201,14 +207,13 @@ def _describe(match: UrcMatch) -> str:
 
 
 class _InFlight:
-    """The command being answered: its spec, its growing response, its data echo cursor."""
+    """The command being answered: its text, its spec, its growing response."""
 
     def __init__(self, text: str, spec: CommandSpec, response: Response, data: bytes | None):
         self.text = text
         self.spec = spec
         self.response = response
         self.data = data
-        self.data_pos = 0  # how much of the data its echo has repeated; -1: echo over
 
     @property
     def done(self) -> bool:
@@ -224,8 +229,8 @@ class _InFlight:
         if first and _same_command(line.text, self.text):
             r.echo = line
             return "echo"
-        if self._is_data_echo(raw):
-            r.data_echo.append(line)
+        if isinstance(line, DataEcho) and r.data_sent and r.data_echo is None:
+            r.data_echo = line
             return "data"
         if r.final is None and _FINAL.match(raw.rstrip(_TRAILING_BLANKS)):
             r.final = line
@@ -240,22 +245,6 @@ class _InFlight:
             return "info"
         r.interleaved.append(line)
         return "urc"
-
-    def _is_data_echo(self, raw: bytes) -> bool:
-        """With echo on (the command was echoed) the data may be echoed too, so data that
-        contains `OK` is not taken for the final code. The echo must follow the data in
-        order from its start; the first line that does not ends the data echo."""
-        r, data = self.response, self.data
-        if data is None or not r.data_sent or r.echo is None or self.data_pos < 0:
-            return False
-        pos = self.data_pos
-        while pos < len(data) and data[pos] in b"\r\n":
-            pos += 1
-        if pos < len(data) and data.startswith(raw, pos):
-            self.data_pos = pos + len(raw)
-            return True
-        self.data_pos = -1
-        return False
 
 
 class Channel:
@@ -475,6 +464,9 @@ class Channel:
             with self._cond:
                 self._cmd = None
                 self._framer.expect_prompt = False
+                for event in self._framer.stop_echo():
+                    if isinstance(event, Line):
+                        self._route(event)
         if self.observer is not None:
             self.observer(response)
         return response
@@ -490,6 +482,8 @@ class Channel:
         with self._cond:
             if r.timing.prompt_ns is None:
                 return  # answered without a prompt: refused, the data must not go out
+            if r.echo is not None:
+                self._framer.expect_echo(data)  # echo on: the data may come back too
             data_ns = time.monotonic_ns()
             r.timing.data_ns = data_ns
             r.data_sent = True
@@ -520,7 +514,8 @@ class Channel:
         seen = r.summary()
         pending = self._framer.pending
         if pending:
-            seen += f"; partial line {pending!r}"
+            more = f"…(+{len(pending) - 200} bytes)" if len(pending) > 200 else ""
+            seen += f"; partial line {pending[:200]!r}{more}"
         return f"{cmd.text!r}: {missing} within {timeout:.3f} s; seen: {seen}"
 
     def _write(self, data: bytes, t_ns: int, text: str, kind: str) -> None:

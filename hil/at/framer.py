@@ -44,6 +44,11 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True)
+class DataEcho(Line):
+    """The device repeating the raw data it was sent after a prompt (see `expect_echo`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Prompt:
     """The device asks for raw data (`>`, `> `, `>>`, `>> `), sent without a line end."""
 
@@ -72,7 +77,9 @@ class Framer:
     Lines end by CRLF, lone CR or lone LF; a CR at the end of one chunk and an LF at the
     start of the next are one terminator. Blank lines are dropped. While `expect_prompt` is
     True, a `>` at line start is a `Prompt` (further `>` and one space after it are part of
-    the prompt); the flag then turns False by itself.
+    the prompt); the flag then turns False by itself. After `expect_echo(data)`, bytes that
+    repeat `data` exactly become one `DataEcho` line; at the first byte that differs, the
+    bytes held so far are framed as usual.
     """
 
     def __init__(self, counted: Sequence[CountedLine] = ()) -> None:
@@ -84,11 +91,31 @@ class Framer:
         self._prompt_tail = False  # inside a prompt: more ">" or one space still belong to it
         self._payload_left = 0  # verbatim bytes still owed to a counted line
         self._header_done = False  # this line already matched a counted header
+        self._echo: bytes | None = None  # raw data the device may repeat
+        self._echo_held: list[tuple[int, bytes]] = []  # bytes that matched it so far
 
     @property
     def pending(self) -> bytes:
-        """Bytes of the line being received (no terminator yet), for diagnostics."""
-        return bytes(self._buf)
+        """Bytes received but not yet part of an event, for diagnostics."""
+        return b"".join(seg for _, seg in self._echo_held) + bytes(self._buf)
+
+    def expect_echo(self, data: bytes) -> None:
+        """The device may now repeat `data` (raw data sent after a prompt) byte for byte.
+
+        Comparing bytes, not lines, keeps data that holds `\r\nOK\r\n` from being taken
+        for a final result code, and an absent echo from swallowing the real one.
+        """
+        if data and not self._buf and not self._payload_left:
+            self._echo, self._echo_held = data, []
+
+    def stop_echo(self) -> list[Line | Prompt]:
+        """Stop expecting the echo; bytes held for it are framed as usual."""
+        held = self._echo_held
+        self._echo, self._echo_held = None, []
+        events: list[Line | Prompt] = []
+        for t_ns, segment in held:
+            events += self.feed(segment, t_ns)
+        return events
 
     def feed(self, data: bytes, t_ns: int) -> list[Line | Prompt]:
         """Consume `data` (arrived at `t_ns`) and return the events it completed."""
@@ -115,6 +142,9 @@ class Framer:
                 if byte == _SPACE:
                     i += 1
                     continue
+            if self._echo is not None:
+                i = self._take_echo(data, i, t_ns, events)
+                continue
             if not self._buf and self.expect_prompt and byte == _PROMPT:
                 events.append(Prompt(t_ns))
                 self.expect_prompt = False
@@ -123,6 +153,24 @@ class Framer:
                 continue
             i = self._take_text(data, i, t_ns, events)
         return events
+
+    def _take_echo(self, data: bytes, i: int, t_ns: int, events: list[Line | Prompt]) -> int:
+        """Match bytes against the expected echo; return the new index."""
+        assert self._echo is not None
+        want = self._echo[sum(len(seg) for _, seg in self._echo_held) :]
+        limit = min(len(want), len(data) - i)
+        k = 0
+        while k < limit and data[i + k] == want[k]:
+            k += 1
+        if k:
+            self._echo_held.append((t_ns, data[i : i + k]))
+        if k == len(want):
+            first = self._echo_held[0][0]
+            events.append(DataEcho.of(self._echo, t_ns, first))
+            self._echo, self._echo_held = None, []
+        elif i + k < len(data):
+            events += self.stop_echo()  # differs at data[i + k]: it was no echo
+        return i + k
 
     def _take_text(self, data: bytes, i: int, t_ns: int, events: list[Line | Prompt]) -> int:
         """Append bytes up to the next terminator (or counted header); return the new index."""

@@ -1,0 +1,471 @@
+"""The channel against a scripted fake device on a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import socket
+import threading
+import time
+import tty
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hil.at.channel import (
+    PLAIN,
+    AtError,
+    Channel,
+    CommandSpec,
+    CommandTimeout,
+    PortLost,
+    Response,
+    UrcTimeout,
+)
+from hil.at.framer import Line
+from hil.at.transcript import Transcript
+from hil.l506.commands import MCONFIG, MPUBEX, MQTTSTATU, MSUB
+from hil.l506.types import MSUB_COUNTED
+
+Reply = bytes | float  # bytes to write, or seconds to pause
+
+
+@dataclass
+class Step:
+    expect: bytes
+    replies: tuple[Reply, ...]
+
+
+class FakeDevice:
+    """A scripted device on the master side of a pty: when the bytes of the next step have
+    arrived, it writes that step's replies. It keeps every byte it read and wrote."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self.received = bytearray()
+        self.written = bytearray()
+        self._steps: list[Step] = []
+        self._pending = bytearray()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="fake-device", daemon=True)
+        self._thread.start()
+
+    def on(self, expect: bytes, *replies: Reply, echo: bool = True) -> None:
+        """Answer `expect` (echoed first, as a module with ATE1 does) with `replies`."""
+        with self._lock:
+            self._steps.append(Step(expect, ((expect,) if echo else ()) + replies))
+        self._advance()
+
+    def send(self, data: bytes) -> None:
+        """Write unsolicited bytes now."""
+        with self._lock:
+            self._write(data)
+
+    def hang_up(self) -> None:
+        """Close the device side: the port vanishes under the channel."""
+        self._stop.set()
+        self._thread.join(timeout=2)
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self.master)
+
+    def close(self) -> None:
+        self.hang_up()
+        with contextlib.suppress(OSError):
+            os.close(self.slave)
+
+    def _write(self, data: bytes) -> None:
+        os.write(self.master, data)
+        self.written += data
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self.master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:
+                return
+            with self._lock:
+                self.received += data
+                self._pending += data
+            self._advance()
+
+    def _advance(self) -> None:
+        while True:
+            with self._lock:
+                if not self._steps:
+                    return
+                step = self._steps[0]
+                at = self._pending.find(step.expect)
+                if at < 0:
+                    return
+                del self._pending[: at + len(step.expect)]
+                self._steps.pop(0)
+            for reply in step.replies:
+                if isinstance(reply, float):
+                    time.sleep(reply)
+                else:
+                    self.send(reply)
+
+
+@pytest.fixture
+def device() -> Iterator[FakeDevice]:
+    dev = FakeDevice()
+    yield dev
+    dev.close()
+
+
+@pytest.fixture
+def channel(device: FakeDevice) -> Iterator[Channel]:
+    with Channel(device.path, counted=(MSUB_COUNTED,)) as ch:
+        yield ch
+
+
+def crlf(*lines: bytes) -> bytes:
+    return b"".join(b"\r\n" + line + b"\r\n" for line in lines)
+
+
+def test_echo_then_ok(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT\r", crlf(b"OK"))
+    r = channel.command("AT", PLAIN, timeout=2)
+    assert r.echo is not None and r.echo.text == "AT"
+    assert r.ok and not r.error
+    assert r.lines == [] and r.result is None
+    assert channel.urcs() == []
+
+
+def test_without_echo(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"ATE0\r", crlf(b"OK"), echo=False)
+    r = channel.command("ATE0", PLAIN, timeout=2)
+    assert r.echo is None and r.ok
+
+
+def test_result_after_ok_with_urc_in_between(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT+MSUB=t,0\r", crlf(b"OK"), 0.05, crlf(b"+MSUB: 0"), crlf(b"+MSUB: SUCCESS"))
+    r = channel.command("AT+MSUB=t,0", MSUB, timeout=2)
+    assert r.ok
+    assert r.result is not None and r.result.text == "+MSUB: SUCCESS"
+    assert r.lines == []
+    assert [u.text for u in r.interleaved] == ["+MSUB: 0"]
+    assert [u.text for u in channel.urcs()] == ["+MSUB: 0"]
+    assert r.timing.result_ms is not None and r.timing.final_ms is not None
+    assert r.timing.final_ms < r.timing.result_ms
+    assert r.timing.result_ms >= 50  # the device paused 50 ms before it
+
+
+def test_result_before_ok(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT+MCONFIG=c\r", crlf(b"+MCONFIG:SUCCESS,0"), 0.02, crlf(b"OK"))
+    r = channel.command("AT+MCONFIG=c", MCONFIG, timeout=2)
+    assert r.ok and r.result is not None and r.result.text == "+MCONFIG:SUCCESS,0"
+    assert r.timing.result_ns is not None and r.timing.final_ns is not None
+    assert r.timing.result_ns <= r.timing.final_ns
+
+
+def test_error_completes_without_result(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT+MSUB=t,9\r", crlf(b"ERROR"))
+    r = channel.command("AT+MSUB=t,9", MSUB, timeout=2)
+    assert r.error and not r.ok and r.result is None
+
+
+def test_cme_error_is_final(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT+CPIN?\r", crlf(b"+CME ERROR: 10"))
+    r = channel.command("AT+CPIN?", PLAIN, timeout=2)
+    assert r.error and r.final is not None and r.final.text == "+CME ERROR: 10"
+
+
+def test_info_lines_and_urc_mid_response(device: FakeDevice, channel: Channel) -> None:
+    device.on(
+        b"AT+MQTTSTATU\r",
+        b"\r\n+MQTTSTATU: 1\r\n\r\n+MCONNECT: FAILURE,1\r\n",
+        crlf(b"OK"),
+    )
+    r = channel.command("AT+MQTTSTATU", MQTTSTATU, timeout=2)
+    assert [x.text for x in r.lines] == ["+MQTTSTATU: 1"]
+    assert [x.text for x in channel.drain_urcs()] == ["+MCONNECT: FAILURE,1"]
+    assert channel.urcs() == []
+
+
+def test_message_urc_during_publish_is_not_part_of_the_response(
+    device: FakeDevice, channel: Channel
+) -> None:
+    payload = b"x,\r\n\x00\xff"
+    message = b"+MSUB: t,%d bytes," % len(payload) + payload
+    device.on(b"AT+MPUB=t,0,0,hi\r", crlf(b"OK"), crlf(message), crlf(b"+MPUB: SUCCESS"))
+    spec = CommandSpec("MPUB", result=re.compile(rb"\+MPUB: ?(SUCCESS|FAILURE)"))
+    r = channel.command("AT+MPUB=t,0,0,hi", spec, timeout=2)
+    assert r.ok and r.result is not None
+    assert [u.raw for u in channel.urcs()] == [message]
+
+
+def test_prompt_then_binary_data(device: FakeDevice, channel: Channel) -> None:
+    data = b"\r\nOK\r\n,\x00\xff>"
+    device.on(b"AT+MPUBEX=t,1,0,%d\r" % len(data), b"\r\n> ")
+    device.on(data, crlf(b"OK"), crlf(b"+MPUBEX: SUCCESS"), echo=False)
+    r = channel.command(b"AT+MPUBEX=t,1,0,%d" % len(data), MPUBEX, timeout=2, data=data)
+    assert r.ok and r.result is not None and r.data_sent
+    t = r.timing
+    assert t.prompt_ns is not None and t.data_ns is not None and t.final_ns is not None
+    assert t.sent_ns <= t.prompt_ns <= t.data_ns <= t.final_ns
+    assert bytes(device.received).endswith(data)
+    assert channel.urcs() == []
+
+
+@pytest.mark.parametrize("data", [b"ab\r\ncd", b"\r\nOK\r\n", b"OK"], ids=["crlf", "ok", "bare-ok"])
+def test_data_echo_is_not_taken_for_the_answer(
+    device: FakeDevice, channel: Channel, data: bytes
+) -> None:
+    device.on(b"AT+MPUBEX=t,0,0,%d\r" % len(data), b"\r\n>> ")
+    device.on(data, data, crlf(b"OK"), crlf(b"+MPUBEX: SUCCESS"), echo=False)
+    r = channel.command(b"AT+MPUBEX=t,0,0,%d" % len(data), MPUBEX, timeout=2, data=data)
+    assert r.ok and r.result is not None
+    assert r.data_echo is not None and r.data_echo.raw == data
+    assert r.timing.final_ns is not None and r.data_echo.t_ns <= r.timing.final_ns
+    assert channel.urcs() == []
+
+
+@pytest.mark.parametrize("data", [b"\r\nOK\r\n!", b"OK"], ids=["ok-inside", "bare-ok"])
+def test_data_that_looks_like_the_answer_without_echo(
+    device: FakeDevice, channel: Channel, data: bytes
+) -> None:
+    device.on(b"AT+MPUBEX=t,0,0,%d\r" % len(data), b"\r\n> ")
+    device.on(data, crlf(b"OK"), crlf(b"+MPUBEX: SUCCESS"), echo=False)
+    r = channel.command(b"AT+MPUBEX=t,0,0,%d" % len(data), MPUBEX, timeout=2, data=data)
+    assert r.ok and r.result is not None and r.data_echo is None
+    assert channel.urcs() == []
+
+
+def test_refused_without_prompt_sends_no_data(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT+MPUBEX=t,0,0,1361\r", crlf(b"OK"), crlf(b"+MPUBEX: FAILURE,2"))
+    r = channel.command("AT+MPUBEX=t,0,0,1361", MPUBEX, timeout=2, data=b"z" * 1361)
+    assert not r.data_sent and r.timing.prompt_ns is None
+    assert r.result is not None and r.result.text == "+MPUBEX: FAILURE,2"
+    assert b"zzz" not in channel.transcript.tx_bytes()
+
+
+def test_timeout_on_silence_says_what_is_missing(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT+MQTTSTATU\r", b"\r\n+MQTTST")
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout) as info:
+        channel.command("AT+MQTTSTATU", MQTTSTATU, timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 1.5
+    message = str(info.value)
+    assert "no final result code" in message
+    assert "echo='AT+MQTTSTATU'" in message
+    assert "+MQTTST" in message  # the partial line
+    assert info.value.response.final is None
+
+
+def test_timeout_waiting_for_result(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT+MSUB=t,0\r", crlf(b"OK"))
+    with pytest.raises(CommandTimeout, match="final 'OK' but no MSUB result URC") as info:
+        channel.command("AT+MSUB=t,0", MSUB, timeout=0.3)
+    assert info.value.response.ok
+
+
+def test_timeout_waiting_for_prompt(channel: Channel) -> None:
+    with pytest.raises(CommandTimeout, match="no '>' prompt"):
+        channel.command("AT+MPUBEX=t,0,0,3", MPUBEX, timeout=0.3, data=b"abc")
+
+
+def test_channel_is_usable_after_a_timeout(device: FakeDevice, channel: Channel) -> None:
+    with pytest.raises(CommandTimeout):
+        channel.command("AT+X", PLAIN, timeout=0.1)
+    device.on(b"AT\r", crlf(b"OK"))
+    assert channel.command("AT", PLAIN, timeout=2).ok
+
+
+def test_port_lost_surfaces_on_next_command(device: FakeDevice, channel: Channel) -> None:
+    device.hang_up()
+    started = time.monotonic()
+    with pytest.raises(PortLost):
+        deadline = time.monotonic() + 2
+        while channel.lost is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        channel.command("AT", PLAIN, timeout=5)
+    assert time.monotonic() - started < 2.5
+    assert any("port lost" in e.text for e in channel.transcript.events())
+
+
+def test_port_lost_during_command(device: FakeDevice, channel: Channel) -> None:
+    timer = threading.Timer(0.1, device.hang_up)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(PortLost) as info:
+        channel.command("AT", PLAIN, timeout=10)
+    timer.join()
+    assert time.monotonic() - started < 2
+    assert info.value.response is not None and info.value.response.command == "AT"
+
+
+def test_wait_urc_raises_port_lost(device: FakeDevice, channel: Channel) -> None:
+    threading.Timer(0.1, device.hang_up).start()
+    with pytest.raises(PortLost):
+        channel.wait_urc("+MSUB:", timeout=10)
+
+
+def test_reopen_after_port_came_back(device: FakeDevice, channel: Channel) -> None:
+    device.hang_up()
+    with pytest.raises(PortLost):
+        channel.wait_urc("never", timeout=3)
+    again = FakeDevice()
+    try:
+        channel.reopen(again.path)
+        again.on(b"AT\r", crlf(b"OK"))
+        assert channel.command("AT", PLAIN, timeout=2).ok
+        assert channel.lost is None
+    finally:
+        channel.close()
+        again.close()
+
+
+def test_open_fails_clearly() -> None:
+    with pytest.raises(PortLost, match="cannot open"):
+        Channel("/dev/does-not-exist-l506", open_timeout=0.2)
+
+
+def test_wait_urc_keeps_earlier_non_matching(device: FakeDevice, channel: Channel) -> None:
+    device.send(crlf(b"+MSUB: 0", b"+MCONNECT: FAILURE,1", b"+MSUB: 1"))
+    line = channel.wait_urc(re.compile(r"^\+MCONNECT: FAILURE,(\d)"), timeout=2)
+    assert line.text == "+MCONNECT: FAILURE,1"
+    assert channel.wait_urc(lambda x: x.raw.endswith(b"1"), timeout=2).text == "+MSUB: 1"
+    assert channel.wait_urc("+MSUB:", timeout=2).text == "+MSUB: 0"
+    assert channel.urcs() == []
+
+
+def test_wait_urc_timeout_lists_queue(device: FakeDevice, channel: Channel) -> None:
+    device.send(crlf(b"+MSUB: 2"))
+    channel.wait_urc(re.compile(rb"\+MSUB: 2"), timeout=2)
+    device.send(crlf(b"+MSUB: 3"))
+    with pytest.raises(UrcTimeout, match=r"queued: '\+MSUB: 3'") as info:
+        channel.wait_urc("+MIPSTART", timeout=0.3)
+    assert [x.text for x in info.value.queued] == ["+MSUB: 3"]
+
+
+def test_timings_are_monotonic_and_ordered(device: FakeDevice, channel: Channel) -> None:
+    device.on(b"AT+MSUB=t,1\r", 0.03, crlf(b"OK"), 0.03, crlf(b"+MSUB: SUCCESS"))
+    before = time.monotonic_ns()
+    r = channel.command("AT+MSUB=t,1", MSUB, timeout=2)
+    after = time.monotonic_ns()
+    t = r.timing
+    assert t.first_byte_ns is not None and t.final_ns is not None and t.result_ns is not None
+    assert before <= t.sent_ns <= t.first_byte_ns <= t.final_ns <= t.result_ns <= after
+    assert r.echo is not None and r.echo.first_t_ns == t.first_byte_ns
+    assert r.echo.t_ns <= t.final_ns
+    assert t.final_ms is not None and t.final_ms >= 25
+    assert t.total_ms == t.result_ms
+
+
+def test_observer_sees_each_completed_response(device: FakeDevice, channel: Channel) -> None:
+    seen: list[Response] = []
+    channel.observer = seen.append
+    device.on(b"AT\r", crlf(b"OK"))
+    r = channel.command("AT", PLAIN, timeout=2)
+    assert seen == [r]
+
+
+def test_transcript_is_byte_exact(device: FakeDevice, tmp_path: Path) -> None:
+    transcript = Transcript(mask=["s3cret"])
+    with Channel(device.path, counted=(MSUB_COUNTED,), transcript=transcript) as ch:
+        device.send(b"\xff\x00garbage\r\n")
+        assert ch.wait_urc(lambda x: x.raw.endswith(b"garbage"), timeout=2).text.startswith("\\xff")
+        device.on(b"AT+MCONFIG=c,u,s3cret\r", crlf(b"+MCONFIG: SUCCESS,0", b"OK"))
+        ch.command("AT+MCONFIG=c,u,s3cret", MCONFIG, timeout=2)
+        ch.write_raw(b"\x1b\r")
+        device.on(b"\x1b\r", crlf(b"+MSUB: 1"), echo=False)
+        ch.wait_urc("+MSUB: 1", timeout=2)
+    assert transcript.rx_bytes() == bytes(device.written)
+    assert transcript.tx_bytes() == bytes(device.received)
+    transcript.write(tmp_path)
+    assert (tmp_path / "rx.bin").read_bytes() == bytes(device.written)
+    assert b"s3cret" in (tmp_path / "tx.bin").read_bytes()  # raw evidence is not masked
+    log = (tmp_path / "transcript.log").read_text()
+    assert "s3cret" not in log and "AT+MCONFIG=c,u,****" in log
+    kinds = [e.kind for e in transcript.events() if e.kind != "note"]
+    assert kinds == ["urc", "command", "echo", "result", "final", "raw", "urc"]
+
+
+def test_command_while_another_is_in_flight_is_refused(
+    device: FakeDevice, channel: Channel
+) -> None:
+    errors: list[Exception] = []
+    device.on(b"AT+SLOW\r", 0.3, crlf(b"OK"))
+
+    def second() -> None:
+        time.sleep(0.1)
+        try:
+            channel.command("AT", PLAIN, timeout=1)
+        except AtError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=second)
+    worker.start()
+    assert channel.command("AT+SLOW", PLAIN, timeout=2).ok
+    worker.join(timeout=2)
+    assert len(errors) == 1 and "in flight" in str(errors[0])
+
+
+def test_loop_url_feeds_back_what_is_written() -> None:
+    with Channel("loop://") as ch:
+        ch.write_raw(b"\r\n+MSUB: 0\r\n")
+        line: Line = ch.wait_urc("+MSUB: 0", timeout=2)
+        assert line.raw == b"+MSUB: 0"
+        assert ch.transcript.rx_bytes() == b"\r\n+MSUB: 0\r\n"
+
+
+def test_socket_url_like_ser2net() -> None:
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            buf = b""
+            while not buf.endswith(b"\r"):
+                buf += conn.recv(100)
+            conn.sendall(buf + crlf(b"+MQTTSTATU: 0", b"OK"))
+            conn.recv(100)  # until the channel closes
+
+    worker = threading.Thread(target=serve, daemon=True)
+    worker.start()
+    try:
+        with Channel(f"socket://127.0.0.1:{port}") as ch:
+            r = ch.command("AT+MQTTSTATU", MQTTSTATU, timeout=2)
+            assert r.echo is not None and [x.text for x in r.lines] == ["+MQTTSTATU: 0"]
+    finally:
+        worker.join(timeout=2)
+        server.close()
+
+
+def wait_until_read(channel: Channel, data: bytes) -> None:
+    deadline = time.monotonic() + 2
+    while data not in channel.transcript.rx_bytes():
+        assert time.monotonic() < deadline, f"{data!r} never arrived"
+        time.sleep(0.005)
+
+
+def test_line_begun_before_the_command_is_a_urc(device: FakeDevice, channel: Channel) -> None:
+    device.send(b"\r\n+MQTTSTATU: 0")
+    wait_until_read(channel, b"+MQTTSTATU: 0")
+    device.on(b"AT+MQTTSTATU\r", crlf(b"+MQTTSTATU: 1", b"OK"), echo=False)
+    r = channel.command("AT+MQTTSTATU", MQTTSTATU, timeout=2)
+    assert [x.text for x in r.lines] == ["+MQTTSTATU: 1"]
+    assert [x.text for x in channel.urcs()] == ["+MQTTSTATU: 0"]
+
+
+def test_failed_reopen_leaves_the_channel_lost(channel: Channel) -> None:
+    with pytest.raises(PortLost, match="cannot open"):
+        channel.reopen("/dev/does-not-exist-l506", timeout=0.2)
+    assert channel.lost is not None
+    with pytest.raises(PortLost):
+        channel.command("AT", PLAIN, timeout=1)
