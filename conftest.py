@@ -1,3 +1,12 @@
 """The harness's pytest plugins: the device under test, the broker, the MQTT peer."""
 
-pytest_plugins = ["fixtures.dut", "fixtures.broker", "fixtures.peer"]
+pytest_plugins = [
+    "fixtures.dut",
+    "fixtures.results",
+    "fixtures.broker",
+    "fixtures.peer",
+    "fixtures.spec",
+    "fixtures.characterize",
+    "fixtures.capabilities",
+    "fixtures.timing",
+]

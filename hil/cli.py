@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hil import bench as bench_cli
+from hil import mutants as mutants_cli
+from hil import run as run_cli
+from hil.acceptance import cli as acceptance_cli
 from hil.broker import cli as broker_cli
 from hil.sim import cli as sim_cli
 
@@ -18,15 +22,50 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="run a simulated L506 on a pty or TCP port")
     sim_cli.add_arguments(sim)
     sim.set_defaults(func=sim_cli.run)
-    broker = sub.add_parser("broker", help="run the test broker (plain, password and TLS listeners)")
+    broker = sub.add_parser(
+        "broker", help="run the test broker (plain, password and TLS listeners)"
+    )
     broker_cli.add_arguments(broker)
     broker.set_defaults(func=broker_cli.run_broker)
+    run = sub.add_parser(
+        "run",
+        allow_abbrev=False,
+        usage="hil run [--rig FILE] [--reports DIR] [--max-minutes N] [--baseline PATH] "
+        "[pytest args]",
+        help="the nightly run: suites, then reports/<UTC time>/ with the Allure HTML report",
+    )
+    run_cli.add_arguments(run)
+    run.set_defaults(func=run_cli.main)
+    mutants = sub.add_parser(
+        "mutants", help="run the suites once per simulated firmware bug; list the survivors"
+    )
+    mutants_cli.add_arguments(mutants)
+    mutants.set_defaults(func=mutants_cli.main)
+    bench = sub.add_parser(
+        "bench", help="measure the harness against raw pyserial and pytest-embedded on the sim"
+    )
+    bench_cli.add_arguments(bench)
+    bench.set_defaults(func=bench_cli.run)
+    baseline = sub.add_parser(
+        "baseline", help="keep a run as the accepted firmware's baseline; list baselines"
+    )
+    acceptance_cli.add_baseline_arguments(baseline)
+    baseline.set_defaults(func=acceptance_cli.baseline_main)
+    compare = sub.add_parser(
+        "compare", help="what changed from a baseline to a candidate run (exit 0/1/2)"
+    )
+    acceptance_cli.add_compare_arguments(compare)
+    compare.set_defaults(func=acceptance_cli.compare_main)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only `hil run` takes arguments of its own (they go to pytest)
+        if not hasattr(args, "pytest_args"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.pytest_args = extra
     return args.func(args)
 
 

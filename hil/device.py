@@ -10,14 +10,28 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from hil.at.channel import AtError, Channel, UrcTimeout
+from hil.at.channel import AtError, Channel, PortLost, UrcTimeout
 from hil.l506.dut import L506
-from hil.power.protocol import PowerProtocol
+from hil.power.protocol import PowerError, PowerProtocol
 
 _READY_URC = re.compile(rb"Call Ready|RDY|\+CREG|\+CEREG|\+CGREG")
+_BOOT_URC = re.compile(rb"RDY|Call Ready")
+_IMEI = re.compile(r"\b(\d{8})(\d{6,9})\b")
+#: Seconds an AT probe may take while the module boots: short, the boot time paces retries.
+_PROBE_S = 0.5
+
+
+class NotReady(AtError):
+    """The module did not boot, or did not register, within its time (DEV-1)."""
+
+
+def mask_imei(text: str) -> str:
+    """Keep an IMEI's type allocation code (the model), hide the serial part."""
+    return _IMEI.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
 
 
 class FaultInjection(Protocol):
@@ -38,35 +52,104 @@ class Device:
     faults: FaultInjection | None = None
     power: PowerProtocol | None = None
     identity: dict[str, str] = field(default_factory=dict)
+    #: Seconds from power-on (or reset) until the module answers AT.
+    boot_timeout: float = 20.0
+    #: Seconds, once it answers, for SIM ready, registration and attach.
+    ready_timeout: float = 90.0
+    #: Where the AT port is now, given a timeout: set when it may re-enumerate under
+    #: another name (hil.portfind); None when its URL stays valid.
+    locate: Callable[[float], str] | None = None
+    #: The decisions of clauses.md on open points bind this module (a deviation fails the
+    #: test): the simulator's reference profile. Elsewhere they are only recorded.
+    decisions_binding: bool = False
 
-    def wait_ready(self, timeout: float) -> None:
-        """DEV-1: the module answers AT, its SIM is ready, it is registered and attached."""
-        at = self.at
+    def wait_ready(self, boot_timeout: float | None = None,
+                   ready_timeout: float | None = None) -> None:
+        """DEV-1: RDY or an answer to AT within the boot time; then SIM, registration, attach.
+
+        A port that vanished while the module boots (USB re-enumeration) is reopened.
+        """
+        self._wait_answer(self.boot_timeout if boot_timeout is None else boot_timeout)
+        self._wait_registered(self.ready_timeout if ready_timeout is None else ready_timeout)
+
+    def _wait_answer(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AtError(f"module not ready within {timeout:.0f} s (AT, CPIN, CREG, CGATT)")
+                raise NotReady(f"module did not answer AT within {timeout:g} s (DEV-1)")
             try:
-                if (
-                    at.at(timeout=min(1.0, left)).ok
-                    and at.cpin(timeout=min(2.0, left)).value == "READY"
-                    and at.creg(timeout=min(2.0, left)).value in (1, 5)
-                    and at.cgatt(timeout=min(5.0, left)).value
-                ):
+                if self.at.at(timeout=min(_PROBE_S, left)).ok:
                     return
+            except PortLost:
+                self._reopen_within(deadline)
+                continue
             except AtError:
-                continue  # silent while booting: the command's own timeout paced this attempt
+                pass  # silent while booting
+            with contextlib.suppress(UrcTimeout, PortLost):
+                self.channel.wait_urc(_BOOT_URC, timeout=min(_PROBE_S, max(left, 0.01)))
+
+    def _wait_registered(self, timeout: float) -> None:
+        at = self.at
+        deadline = time.monotonic() + timeout
+        seen = "nothing yet"
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NotReady(f"module not ready within {timeout:g} s (DEV-1): {seen}")
+            try:
+                sim = at.cpin(timeout=min(2.0, left)).value
+                reg = at.creg(timeout=min(2.0, left)).value
+                if reg not in (1, 5):
+                    reg = at.cereg(timeout=min(2.0, left)).value  # LTE-only registration
+                attached = at.cgatt(timeout=min(5.0, left)).value
+                seen = f"SIM {sim}, registration {reg}, attached {attached}"
+                if sim == "READY" and reg in (1, 5) and attached:
+                    return
+            except PortLost:
+                self._reopen_within(deadline)
+                continue
+            except AtError as exc:
+                seen = f"no answer: {exc}"
+                continue
             # answering but not registered yet: until its next URC, briefly
-            with contextlib.suppress(UrcTimeout):
+            with contextlib.suppress(UrcTimeout, PortLost):
                 at.channel.wait_urc(_READY_URC, timeout=min(0.5, max(left, 0.01)))
 
-    def power_cycle(self, boot_timeout: float) -> None:
+    def _reopen_within(self, deadline: float) -> None:
+        with contextlib.suppress(PortLost, LookupError):
+            self.reconnect(max(0.01, deadline - time.monotonic()))
+
+    def reconnect(self, timeout: float | None = None) -> None:
+        """Reopen the AT port where it is now (it vanished and came back, maybe renamed)."""
+        wait = self.boot_timeout if timeout is None else timeout
+        url = self.locate(wait) if self.locate is not None else None
+        self.channel.reopen(url, timeout=wait)
+
+    def read_identity(self) -> dict[str, str]:
+        """DEV-2: ATI and AT+CGMR, for the report; the IMEI's serial part masked."""
+        ati = [mask_imei(line) for line in self.at.ati().info]
+        identity = {"ATI": " / ".join(ati), "CGMR": " / ".join(self.at.cgmr().info)}
+        for line in ati:
+            key, sep, value = line.partition(":")
+            if sep and key.strip() in ("Manufacturer", "Model", "Revision", "IMEI"):
+                identity[key.strip().lower()] = value.strip()
+        identity.setdefault("revision", identity["CGMR"].removeprefix("+CGMR:").strip())
+        self.identity = identity
+        return identity
+
+    def power_cycle(self, boot_timeout: float | None = None) -> None:
         """Cut power, restore it, reopen the port (it vanished) and wait until ready."""
         if self.power is None:
-            raise AtError("this rig has no power control")
+            raise PowerError("this rig has no power control")
         self.power.cycle()
-        self.channel.reopen(timeout=boot_timeout)
+        self.reconnect(boot_timeout)
+        self.wait_ready(boot_timeout)
+
+    def soft_reset(self, boot_timeout: float | None = None) -> None:
+        """DEV-1 by AT+CFUN=1,1: the module restarts; its port may vanish and come back."""
+        with contextlib.suppress(PortLost):  # a USB module may drop the port before OK
+            self.at.cfun(1, 1)
         self.wait_ready(boot_timeout)
 
     def device_seconds(self, seconds: float) -> float:

@@ -350,7 +350,8 @@ class Channel:
                     url,
                     baudrate=self.baudrate,
                     timeout=self._read_timeout,
-                    write_timeout=self._write_timeout,
+                    # pyserial's rfc2217 client refuses a write timeout (NotImplementedError)
+                    write_timeout=None if url.startswith("rfc2217:") else self._write_timeout,
                 )
             except (serial.SerialException, OSError) as exc:
                 if time.monotonic() >= deadline:
@@ -379,6 +380,9 @@ class Channel:
         while not stop.is_set():
             try:
                 data = port.read(max(1, port.in_waiting))
+                waiting = port.in_waiting  # the rest of the burst that woke us: one pass
+                if waiting:
+                    data += port.read(waiting)
                 t_ns = time.monotonic_ns()
             except Exception as exc:  # any failure of the port ends the reader visibly
                 if not stop.is_set():
@@ -403,12 +407,14 @@ class Channel:
             timing = None if self._cmd is None else self._cmd.response.timing
             if timing is not None and timing.first_byte_ns is None and t_ns >= timing.sent_ns:
                 timing.first_byte_ns = t_ns
-            for event in self._framer.feed(data, t_ns):
+            events = self._framer.feed(data, t_ns)
+            for event in events:
                 if isinstance(event, Prompt):
                     self._prompted(event)
                 else:
                     self._route(event)
-            self._cond.notify_all()
+            if events:  # a part line changes nothing anyone waits for: wake no one
+                self._cond.notify_all()
 
     def _prompted(self, prompt: Prompt) -> None:
         self._transcript.record_line(RX, ">", prompt.t_ns, "prompt")

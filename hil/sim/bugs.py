@@ -18,6 +18,11 @@ BUGS: MappingProxyType[str, tuple[str, str]] = MappingProxyType(
         "will_lost": ("MCONFIG-3", "the will is not sent in CONNECT"),
         "will_retain_ignored": ("MCONFIG-3", "the will's retain flag is always 0"),
         "bad_will_qos_accepted": ("MCONFIG-4", "will_qos 3 is accepted"),
+        "msgset_deferred": (
+            "FLOW-TCP",
+            "AT+MQTTMSGSET while connected takes effect only at the next MCONNECT",
+        ),
+        "client_id_cut_23": ("MCONNECT-1", "the client id in CONNECT is cut to 23 characters"),
         "mipstart_status_stays_0": ("MIPSTART-1", "MQTTSTATU stays 0 after MIPSTART"),
         "unreachable_code_6": ("MIPSTART-2", "an unreachable server is reported as code 6"),
         "double_mipstart_code_5": ("MIPSTART-3", "a second MIPSTART is reported as code 5"),

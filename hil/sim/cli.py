@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from hil.sim.firmware import Firmware
-from hil.sim.host import DEFAULT_HOSTS, SimConfig, SimHost
+from hil.sim.host import DEFAULT_HOSTS, SimConfig, SimHost, new_event_loop
 from hil.sim.profiles import PROFILES, profile_named
 
 
@@ -51,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="zero firmware latency (the synthetic latency model is on by default)",
     )
     parser.add_argument(
+        "--latency",
+        default=None,
+        metavar="SPEC",
+        help="firmware latency model: 'off', or comma-separated xF (scale the synthetic "
+        "model), NAME=MS, *=MS; e.g. '*=0,AT=5' (see docs/timing.md)",
+    )
+    parser.add_argument(
         "--host",
         action="append",
         default=[],
@@ -70,6 +77,8 @@ def config_from(args: argparse.Namespace) -> tuple[Firmware, SimConfig]:
     profile = profile_named(args.profile)
     if args.no_latency:
         profile = profile.without_latency()
+    if args.latency:
+        profile = profile.with_latency_spec(args.latency)
     hosts = dict(DEFAULT_HOSTS)
     for item in args.host:
         name, sep, addr = item.partition("=")
@@ -105,5 +114,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"hil sim: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(_serve(SimHost(firmware, config)))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve(SimHost(firmware, config)))
     return 0

@@ -170,6 +170,7 @@ class Firmware:
         self.attached = True
         self.ssl = False
         self.manual = False
+        self._manual_next: bool | None = None
         self.config: MqttConfig | None = None
         self.conn: Conn = "idle"
         self.socket_id: int | None = None
@@ -263,7 +264,7 @@ class Firmware:
         if self.conn == "mqtt_up":
             return 1
         if self.conn in ("tcp_up", "mqtt_connecting"):
-            return 2
+            return 0 if self._bug("mipstart_status_stays_0") else 2
         if self.conn == "mqtt_closed":
             return self.profile.status_after_mdisconnect
         return 0
@@ -422,7 +423,11 @@ class Firmware:
         allowed = (b"0", b"1", b"2") if self._bug("msgset_accepts_2") else (b"0", b"1")
         if args.strip() not in allowed:
             return [self._lines("ERROR", command="MQTTMSGSET")]
-        self.manual = args.strip() != b"0"
+        manual = args.strip() != b"0"
+        if self._bug("msgset_deferred") and self.conn == "mqtt_up":
+            self._manual_next = manual  # takes effect at the next MCONNECT
+        else:
+            self.manual = manual
         return [self._lines("OK", command="MQTTMSGSET")]
 
     # --- 2.1 MCONFIG
@@ -447,11 +452,14 @@ class Firmware:
         if len(parts) == 1:
             return MqttConfig(client_id)
         username, password = _text(parts[1]), _text(parts[2])
-        if not username:
+        if len(parts) == 3 and not username:
             raise BadParameter("username without a value")
+        if password and not username:
+            raise BadParameter("password without a username")
         if self._bug("password_dropped"):
             password = ""
-        config = MqttConfig(client_id, username, password or None)
+        # with a will, empty credentials mean none (an anonymous client with a will)
+        config = MqttConfig(client_id, username or None, password or None)
         if len(parts) == 3:
             return config
         flag = _int(parts[3], (0, 1))
@@ -535,7 +543,7 @@ class Firmware:
             return self._ok_then_result("MCONNECT", False, 2)
         cfg = self.config
         connect = Connect(
-            client_id=cfg.client_id,
+            client_id=cfg.client_id[:23] if self._bug("client_id_cut_23") else cfg.client_id,
             clean_session=bool(clean) or self._bug("clean_session_forced"),
             keepalive=keepalive,
             username=cfg.username,
@@ -739,6 +747,8 @@ class Firmware:
                     self._timers.pop("connack", None)
                     self._take_pending("MCONNECT")
                     self.conn = "mqtt_up"
+                    if self._manual_next is not None:
+                        self.manual, self._manual_next = self._manual_next, None
                     self._record(0)
                     out.append(self._lines(self._result("MCONNECT", True, 0)))
                 case ConnectRefused():

@@ -4,15 +4,24 @@ It runs on one asyncio loop: serial bytes in both directions are paced at the UA
 (10 bits a byte), socket outcomes become firmware events, and the firmware's deadlines become
 timer callbacks. Power is virtual: off closes the port (the device disappears, as a USB-serial
 module does), on brings it back under the same stable path.
+
+The clock: bytes are handed to the port in pieces of `PIECE` bytes, each when its last byte
+would have crossed the line, so the end of every answer arrives when a real UART would deliver
+it. Run the host on `new_event_loop()`: the default epoll loop wakes timers up to 1 ms late
+(epoll_wait counts whole milliseconds), which would show as 1 ms of made-up latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import ipaddress
 import logging
 import os
+import select
+import selectors
 import ssl
+import sys
 import threading
 import tty
 from collections import deque
@@ -32,21 +41,72 @@ from hil.sim.firmware import (
     SocketFailed,
     SocketOpened,
 )
+from hil.sim.profiles import Profile
 
 log = logging.getLogger("hil.sim")
 
 BITS_PER_BYTE = 10  # start + 8 data + stop
-PIECE = 16  # bytes handed to the port at once while pacing: 1.4 ms at 115200 baud
+PIECE = 8  # bytes handed to the port at once while pacing: 0.69 ms at 115200 baud
+SPIN_S = 0.0004  # the end of an answer is waited for by spinning over its last 0.4 ms
 CONNECT_TIMEOUT_S = 10.0
+_PR_SET_TIMERSLACK = 29
 DEFAULT_HOSTS: Mapping[str, str] = {"localhost": "127.0.0.1"}
 
 
-class _Uart:
-    """One direction of the serial line: bytes leave no faster than the baud rate allows."""
+class _FineSelector(selectors.EpollSelector):
+    """epoll with microsecond timeouts.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, baud: int | None, sink) -> None:
+    epoll_wait() takes whole milliseconds and Python rounds up, so a timer due in 0.3 ms fires
+    after 1 ms. Waiting on the epoll descriptor itself with select() (microseconds) and then
+    collecting the events without blocking keeps timers on time. The thread that runs the loop
+    also asks the kernel for no timer slack (Linux adds up to 50 us to every wait otherwise).
+    """
+
+    _slack_set = False
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if not self._slack_set:
+            self._slack_set = True
+            _no_timer_slack()
+        if timeout is not None and timeout > 0:
+            try:
+                select.select([self.fileno()], [], [], timeout)
+            except ValueError:  # a descriptor past FD_SETSIZE: fall back to whole ms
+                return super().select(timeout)
+            timeout = 0
+        return super().select(timeout)
+
+
+def _no_timer_slack() -> None:
+    """prctl(PR_SET_TIMERSLACK, 1) for the calling thread, where the platform has it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(1), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl here: timers are merely 50 us coarser
+        log.debug("cannot set the timer slack")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """An event loop whose timers fire on time to within tens of microseconds."""
+    return asyncio.SelectorEventLoop(_FineSelector())
+
+
+class _Uart:
+    """One direction of the serial line: bytes leave no faster than the baud rate allows.
+
+    `sink(piece, due)` gets each piece with the time its last byte crossed the line on the
+    nominal schedule; the receiving side takes that as "now", so a late wake-up of the loop
+    does not push every later byte back (the lateness does not add up along an exchange).
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, baud: int | None, sink, *, precise: bool = False
+    ) -> None:
         self._loop = loop
         self._byte_s = BITS_PER_BYTE / baud if baud else 0.0
+        self._precise = precise
         self._sink = sink
         self._queue: deque[tuple[float, bytes]] = deque()
         self._free_at = 0.0
@@ -71,18 +131,35 @@ class _Uart:
                 await self._wakeup.wait()
                 continue
             not_before, data = self._queue.popleft()
-            start = max(self._loop.time(), not_before, self._free_at)
+            # on the nominal schedule: a wake-up that came late is caught up, not carried on
+            start = max(not_before, self._free_at)
             if not self._byte_s:
-                await _sleep_until(self._loop, start)
-                self._sink(data)
+                await self._until(start, last=True)
+                self._sink(data, start)
                 continue
             for offset in range(0, len(data), PIECE):
                 piece = data[offset : offset + PIECE]
                 # a piece is handed over when its last byte would have crossed the line
                 done = start + (offset + len(piece)) * self._byte_s
-                await _sleep_until(self._loop, done)
-                self._sink(piece)
+                await self._until(done, last=offset + PIECE >= len(data))
+                self._sink(piece, done)
             self._free_at = start + len(data) * self._byte_s
+
+
+    async def _until(self, when: float, *, last: bool) -> None:
+        """Wait for `when`; to the microsecond for the end of a write on a precise line.
+
+        The end of an answer is what the harness times, so there the loop wakes up SPIN_S
+        early and spins the rest; a timer alone comes 50-150 us late on a typical kernel,
+        more on a busy one.
+        """
+        if not (last and self._precise):
+            await _sleep_until(self._loop, when)
+            return
+        await _sleep_until(self._loop, when - SPIN_S)
+        clock = self._loop.time
+        while clock() < when:
+            pass
 
 
 async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
@@ -141,7 +218,7 @@ class SimHost:
             await self._open_tcp()
         else:
             self._open_pty()
-        self._to_dte = _Uart(self._loop, self.config.baud, self._write_port)
+        self._to_dte = _Uart(self._loop, self.config.baud, self._write_port, precise=True)
         self._to_dce = _Uart(self._loop, self.config.baud, self._deliver)
         self._apply(self.firmware.power_on(self._loop.time()))
         assert self.url is not None
@@ -164,6 +241,21 @@ class SimHost:
             if sock.writer is not None:
                 sock.writer.transport.abort()
         self._sockets.clear()
+
+    async def unplug(self) -> None:
+        """The port vanishes while the module runs on (a USB glitch): only the line is cut."""
+        if self.powered:
+            self._close_port()
+
+    async def plug(self) -> str:
+        """The port comes back (a new pty behind the same link); returns the pyserial URL."""
+        if self.powered and self._master is None and self._server is None:
+            if self.config.transport == "tcp":
+                await self._open_tcp()
+            else:
+                self._open_pty()
+        assert self.url is not None
+        return self.url
 
     # ------------------------------------------------------------ the serial port
 
@@ -241,11 +333,10 @@ class SimHost:
         if self._to_dce is not None:
             self._to_dce.send(data, self._loop.time())
 
-    def _deliver(self, data: bytes) -> None:
-        assert self._loop is not None
-        self._apply(self.firmware.serial_received(data, self._loop.time()))
+    def _deliver(self, data: bytes, due: float) -> None:
+        self._apply(self.firmware.serial_received(data, due), now=due)
 
-    def _write_port(self, data: bytes) -> None:
+    def _write_port(self, data: bytes, due: float | None = None) -> None:
         if self._client is not None:
             self._client.write(data)
             return
@@ -265,9 +356,12 @@ class SimHost:
 
     # ------------------------------------------------------------ firmware actions
 
-    def _apply(self, actions: list[Action]) -> None:
+    def _apply(self, actions: list[Action], now: float | None = None) -> None:
+        """Carry out the firmware's actions; serial delays count from `now` (default: the
+        loop's time; the nominal arrival time for an answer to serial input)."""
         assert self._loop is not None
-        now = self._loop.time()
+        if now is None:
+            now = self._loop.time()
         for action in actions:
             match action:
                 case SerialOut(data=data, delay=delay):
@@ -381,7 +475,7 @@ class Simulator:
 
     def __init__(self, firmware: Firmware, config: SimConfig) -> None:
         self.host = SimHost(firmware, config)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="l506-sim", daemon=True)
         self._thread.start()
 
@@ -403,6 +497,20 @@ class Simulator:
 
     def power_off(self) -> None:
         self._call(self.host.power_off())
+
+    def unplug(self) -> None:
+        self._call(self.host.unplug())
+
+    def plug(self) -> str:
+        return self._call(self.host.plug())
+
+    def set_profile(self, profile: Profile) -> None:
+        """Run on with another profile (e.g. another latency model); state is kept."""
+
+        def switch() -> None:
+            self.firmware.profile = profile
+
+        self._call(switch)
 
     def inject(self, name: str, active: bool = True) -> None:
         """Switch on a fault a test provokes on purpose (socket creation fails, pings stop)."""

@@ -1,0 +1,187 @@
+"""Latency shifts between two runs, judged so that bench noise does not reject a firmware.
+
+A single sample says little: a USB-serial adapter, a busy PC or a scheduler hiccup moves one
+response by milliseconds. So each command's samples from the baseline and from the candidate
+are compared as two distributions:
+
+- Mann–Whitney U (two-sided): is one distribution shifted against the other? Rank-based,
+  so it needs no normal distribution and a few outliers cannot carry it.
+- the shift of the p50 and of the p95 (candidate − baseline) with a bootstrap percentile
+  interval, so the report says how large the shift is and how sure we are of it.
+
+A shift is a regression only if it is significant (p < alpha) AND the p50 grew by at least
+`min_shift_ms` AND by at least the factor `min_shift_ratio`: with hundreds of samples even a
+0.1 ms drift is "significant", but not worth rejecting a firmware for. An improvement is the
+mirror image; it is reported, never failing. Fewer than `min_samples` on either side is
+"insufficient data", never a regression. The p95 is reported with its interval but does not
+gate: on a bench the tail is mostly the host's scheduling, not the firmware.
+
+numpy and scipy are imported when a comparison runs, not when the rig file is read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Verdict = Literal["regression", "improvement", "unchanged", "insufficient data"]
+
+#: What each key of a rig file's [acceptance] table means (docs/acceptance.md).
+THRESHOLD_HELP: dict[str, str] = {
+    "alpha": "significance level of the Mann–Whitney U test, 0 < alpha < 1",
+    "min_shift_ms": "a latency regression moves the p50 by at least this many ms (>= 0)",
+    "min_shift_ratio": "... and multiplies the p50 by at least this factor (>= 1)",
+    "min_samples": "fewer samples than this on either side: insufficient data (>= 3)",
+    "confidence": "confidence of the bootstrap intervals, 0 < confidence < 1",
+    "resamples": "bootstrap resamples (>= 100)",
+    "throughput_drop": "a throughput figure worse by more than this fraction is a regression "
+    "(0 <= drop < 1)",
+}
+
+_SEED = 506  # the bootstrap is seeded: the same two runs always give the same report
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """How large a change must be to count; a rig file's [acceptance] table sets them."""
+
+    alpha: float = 0.01
+    min_shift_ms: float = 1.0
+    min_shift_ratio: float = 1.2
+    min_samples: int = 10
+    confidence: float = 0.95
+    resamples: int = 2000
+    throughput_drop: float = 0.10
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any]) -> Thresholds:
+        """Thresholds from a TOML table; ValueError names the key and what is allowed."""
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ValueError(f"unknown key {key!r}; known keys: {', '.join(known)}")
+            wants_int = known[key].type == "int"
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or (wants_int and not isinstance(value, int)):
+                kind = "an integer" if wants_int else "a number"
+                raise ValueError(f"{key} = {value!r} must be {kind} ({THRESHOLD_HELP[key]})")
+            values[key] = value
+        made = cls(**values)
+        problem = made._problem()
+        if problem:
+            raise ValueError(problem)
+        return made
+
+    def _problem(self) -> str | None:
+        checks = {
+            "alpha": 0 < self.alpha < 1,
+            "min_shift_ms": self.min_shift_ms >= 0,
+            "min_shift_ratio": self.min_shift_ratio >= 1,
+            "min_samples": self.min_samples >= 3,
+            "confidence": 0 < self.confidence < 1,
+            "resamples": self.resamples >= 100,
+            "throughput_drop": 0 <= self.throughput_drop < 1,
+        }
+        for key, ok in checks.items():
+            if not ok:
+                return f"{key} = {getattr(self, key)!r}: {THRESHOLD_HELP[key]}"
+        return None
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LatencyShift:
+    """One command's latency, baseline against candidate, and what that shift means."""
+
+    command: str
+    n_before: int
+    n_after: int
+    p50_before: float | None
+    p50_after: float | None
+    p95_before: float | None
+    p95_after: float | None
+    #: candidate − baseline, ms, with the bootstrap interval (None without enough data).
+    p50_shift: float | None
+    p50_interval: tuple[float, float] | None
+    p95_shift: float | None
+    p95_interval: tuple[float, float] | None
+    p_value: float | None
+    verdict: Verdict
+    reason: str
+
+    @property
+    def ratio(self) -> float | None:
+        """p50 after / p50 before."""
+        if self.p50_before is None or self.p50_after is None or self.p50_before <= 0:
+            return None
+        return self.p50_after / self.p50_before
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if values else None
+
+
+def _bootstrap(before: Sequence[float], after: Sequence[float], q: float,
+               t: Thresholds) -> tuple[float, float]:
+    """Percentile interval of percentile-q(after) − percentile-q(before), both resampled."""
+    import numpy as np
+
+    rng = np.random.default_rng(_SEED)
+    b = np.asarray(before, dtype=float)
+    a = np.asarray(after, dtype=float)
+    shifts = np.empty(t.resamples)
+    chunk = max(1, 2_000_000 // max(len(a), len(b)))  # bounds memory for big samples
+    for start in range(0, t.resamples, chunk):
+        k = min(chunk, t.resamples - start)
+        qa = np.percentile(rng.choice(a, size=(k, len(a))), q, axis=1)
+        qb = np.percentile(rng.choice(b, size=(k, len(b))), q, axis=1)
+        shifts[start:start + k] = qa - qb
+    tail = (1 - t.confidence) / 2 * 100
+    lo, hi = np.percentile(shifts, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def _mann_whitney(before: Sequence[float], after: Sequence[float]) -> float:
+    from scipy.stats import mannwhitneyu
+
+    p = float(mannwhitneyu(after, before, alternative="two-sided").pvalue)
+    return 1.0 if math.isnan(p) else p  # all values tied: no evidence of a shift
+
+
+def judge(command: str, before: Sequence[float], after: Sequence[float],
+          t: Thresholds) -> LatencyShift:
+    """The latency shift of one command from `before` (baseline) to `after` (candidate)."""
+    n_b, n_a = len(before), len(after)
+    p50_b, p50_a = _percentile(before, 50), _percentile(after, 50)
+    p95_b, p95_a = _percentile(before, 95), _percentile(after, 95)
+    if n_b < t.min_samples or n_a < t.min_samples:
+        return LatencyShift(command, n_b, n_a, p50_b, p50_a, p95_b, p95_a, None, None, None,
+                            None, None, "insufficient data",
+                            f"n = {n_b} / {n_a}, fewer than {t.min_samples}")
+    assert p50_b is not None and p50_a is not None and p95_b is not None and p95_a is not None
+    p = _mann_whitney(before, after)
+    shift = p50_a - p50_b
+    grown = p50_a / p50_b if p50_b > 0 else math.inf
+    shrunk = p50_b / p50_a if p50_a > 0 else math.inf
+    large = abs(shift) >= t.min_shift_ms and max(grown, shrunk) >= t.min_shift_ratio
+    verdict: Verdict
+    if p >= t.alpha:
+        verdict, reason = "unchanged", f"not significant (p = {p:.2g} >= {t.alpha:g})"
+    elif not large:
+        verdict = "unchanged"
+        reason = (f"significant but small: {shift:+.2f} ms (x{grown:.2f}), under "
+                  f"{t.min_shift_ms:g} ms or x{t.min_shift_ratio:g}")
+    elif shift > 0:
+        verdict, reason = "regression", f"p50 {shift:+.2f} ms (x{grown:.2f}), p = {p:.2g}"
+    else:
+        verdict, reason = "improvement", f"p50 {shift:+.2f} ms (x{grown:.2f}), p = {p:.2g}"
+    return LatencyShift(command, n_b, n_a, p50_b, p50_a, p95_b, p95_a, shift,
+                        _bootstrap(before, after, 50, t), p95_a - p95_b,
+                        _bootstrap(before, after, 95, t), p, verdict, reason)

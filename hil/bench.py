@@ -1,0 +1,752 @@
+"""`hil bench`: what the harness costs, measured side by side against the same simulated L506.
+
+The simulated module runs as `hil sim` in its own process on a pseudo-terminal, paced at the
+baud rate (10 bits a byte), exactly as the harness would reach a module through a USB-serial
+port. Everything is measured in one run:
+
+(a) the AT → OK round trip through the harness (`L506.at()`: channel, reader thread, framer,
+    transcript) against a minimal pyserial loop (write `AT\\r`, read until `OK\\r\\n`), in
+    interleaved blocks on the same port, zero firmware latency;
+(b) the same through pytest-embedded's serial DUT (`write()` + `expect_exact()`), when the
+    optional `embedded` extra is installed, in a worker process of its own (its redirect
+    thread and listener process would otherwise share this one);
+(c) MPUBEX 1360 at QoS 0, back to back against a local mosquitto, zero firmware latency: the
+    share of the serial line's limit reached (all bytes that crossed, both directions,
+    × 10 bits / baud, over the time taken);
+(d) timestamp accuracy: a second simulator told to wait a known time before answering some
+    commands; the harness's sent → final figure against that latency plus the known time
+    the bytes take on the line; p50 and p99 of the error;
+(e) the CPU the harness's reader thread uses while the line is idle.
+
+It prints a table and writes reports/bench.json. Targets are printed beside the figures; they
+are not asserted (`--strict` makes a missed target exit 1). Figures depend on the machine:
+on a shared or virtual machine, wake-up latencies of tens to hundreds of microseconds show in
+every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import serial
+
+from hil.l506.dut import L506
+from hil.report.timing import BITS_PER_BYTE, line_bytes, line_rate_fraction, stats
+
+SCHEMA = 1
+TARGETS = {
+    "at_roundtrip_ratio_vs_raw": ("<=", 1.10),
+    "at_roundtrip_ratio_vs_pytest_embedded": ("<", 1.0),
+    "mpubex_line_rate_fraction": (">=", 0.95),
+    "timestamp_error_p99_ms": ("<=", 1.0),
+    "idle_reader_cpu_percent": ("<=", 0.5),
+}
+TARGET_TEXT = {
+    "at_roundtrip_ratio_vs_raw": "≤ 1.10× raw pyserial",
+    "at_roundtrip_ratio_vs_pytest_embedded": "< 1 (faster than pytest-embedded)",
+    "mpubex_line_rate_fraction": "≥ 0.95 of line rate",
+    "timestamp_error_p99_ms": "p99 ≤ 1 ms",
+    "idle_reader_cpu_percent": "≈ 0 % (≤ 0.5 %)",
+}
+#: Firmware latency the simulator of (d) is told to inject, ms per command.
+DEFAULT_INJECT = "AT=5,MQTTSTATU=2,MQTTCEER=12"
+_INJECT_CALLS: Mapping[str, Callable[[L506], Any]] = {
+    "AT": lambda at: at.at(),
+    "MQTTSTATU": lambda at: at.statu(),
+    "MQTTCEER": lambda at: at.ceer(),
+}
+SIM_TIME_SCALE = 0.05  # boot in 0.25 s
+OPEN_TIMEOUT_S = 10.0
+
+
+class BenchError(RuntimeError):
+    """The bench could not measure something it was asked to."""
+
+
+@dataclass
+class BenchOptions:
+    baud: int = 115200
+    roundtrips: int = 600  # AT → OK per side for (a), split over `blocks`
+    blocks: int = 6
+    embedded_roundtrips: int = 300
+    embedded: bool | None = None  # None: when pytest-embedded-serial is installed
+    mpubex: int = 40
+    timestamp_samples: int = 150  # per command of `inject`
+    inject: str = DEFAULT_INJECT
+    idle_s: float = 3.0
+    out: Path | None = Path("reports", "bench.json")
+    warmup: int = 10
+
+
+# ---------------------------------------------------------------------------- the simulator
+
+
+@dataclass
+class SimProcess:
+    """A `hil sim` process on a pty (symlink `link`), started with a latency model."""
+
+    link: Path
+    baud: int
+    latency: str
+    proc: subprocess.Popen[str] | None = None
+    url: str = ""
+
+    def start(self, timeout: float = OPEN_TIMEOUT_S) -> SimProcess:
+        cmd = [sys.executable, "-m", "hil.cli", "sim", "--link", str(self.link),
+               "--baud", str(self.baud), "--time-scale", str(SIM_TIME_SCALE),
+               "--latency", self.latency]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()),  # type: ignore[union-attr]
+                         daemon=True).start()
+        try:
+            first = lines.get(timeout=timeout)
+        except queue.Empty:
+            self.stop()
+            raise BenchError(f"hil sim did not announce its port within {timeout} s") from None
+        if not first.startswith("PTY "):
+            err = self.stop()
+            raise BenchError(f"hil sim failed to start: {first.strip()} {err}".strip())
+        self.url = str(self.link)
+        _wait_answers(self.url, self.baud, timeout)
+        return self
+
+    def stop(self) -> str:
+        """Stop the process (SIGTERM, then SIGKILL); returns what it said on stderr."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return ""
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        err = proc.stderr.read() if proc.stderr else ""
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        return err.strip()
+
+    def __enter__(self) -> SimProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _wait_answers(url: str, baud: int, timeout: float) -> None:
+    """Until the booted module answers AT with OK (it ignores input while booting)."""
+    deadline = time.monotonic() + timeout
+    with serial.serial_for_url(url, baudrate=baud, timeout=0.2) as port:
+        while time.monotonic() < deadline:
+            port.reset_input_buffer()
+            port.write(b"AT\r")
+            got = bytearray()
+            until = time.monotonic() + 0.3
+            while time.monotonic() < until and b"OK\r\n" not in got:
+                got += port.read(max(1, port.in_waiting))
+            if b"OK\r\n" in got:
+                return
+    raise BenchError(f"the simulated module on {url} did not answer AT within {timeout} s")
+
+
+# ---------------------------------------------------------------------------- (a) round trips
+
+
+def _ms_list(ns: list[int]) -> list[float]:
+    return [x / 1e6 for x in ns]
+
+
+def harness_roundtrips(url: str, baud: int, count: int, warmup: int) -> tuple[list[int],
+                                                                              list[int]]:
+    """`count` AT → OK through L506.at(): (as the caller sees it, as the reader stamped it)."""
+    at = L506.open(url, baud, open_timeout=OPEN_TIMEOUT_S)
+    outer, stamped = [], []
+    try:
+        for _ in range(warmup):
+            at.at()
+        for _ in range(count):
+            t0 = time.monotonic_ns()
+            result = at.at()
+            t1 = time.monotonic_ns()
+            if not result.ok:
+                raise BenchError(f"AT not answered OK: {result.response.summary()}")
+            outer.append(t1 - t0)
+            final = result.response.timing.final_ns
+            assert final is not None
+            stamped.append(final - result.response.timing.sent_ns)
+    finally:
+        at.channel.close()
+    return outer, stamped
+
+
+def raw_roundtrips(url: str, baud: int, count: int, warmup: int) -> list[int]:
+    """`count` AT → OK with plain pyserial: write, read until `OK\\r\\n`."""
+    out = []
+    with serial.serial_for_url(url, baudrate=baud, timeout=1.0) as port:
+        for i in range(warmup + count):
+            t0 = time.monotonic_ns()
+            port.write(b"AT\r")
+            got = bytearray()
+            while not got.endswith(b"OK\r\n"):
+                chunk = port.read(max(1, port.in_waiting))
+                if not chunk:
+                    raise BenchError(f"raw pyserial: no OK within 1 s; got {bytes(got)!r}")
+                got += chunk
+            if i >= warmup:
+                out.append(time.monotonic_ns() - t0)
+    return out
+
+
+# ---------------------------------------------------------------------------- (b) pytest-embedded
+
+
+def embedded_available() -> bool:
+    return (importlib.util.find_spec("pytest_embedded_serial") is not None
+            and importlib.util.find_spec("pytest_embedded") is not None)
+
+
+def embedded_roundtrips(url: str, baud: int, count: int, warmup: int, idle_s: float,
+                        timeout: float = 300.0) -> dict[str, Any]:
+    """Run the pytest-embedded measurement in a worker process; its result document."""
+    with tempfile.TemporaryDirectory(prefix="hil-bench-embedded-") as tmp:
+        out = Path(tmp, "result.json")
+        cmd = [sys.executable, "-m", "hil.bench", "--embedded-worker", url, str(baud),
+               str(count), str(warmup), str(idle_s), str(out)]
+        log = Path(tmp, "worker.log")
+        with log.open("w") as sink:
+            try:
+                done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=sink,
+                                      stderr=subprocess.STDOUT, timeout=timeout, check=False)
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"pytest-embedded worker did not finish in {timeout} s") \
+                    from None
+        if done.returncode != 0 or not out.exists():
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise BenchError(f"pytest-embedded worker failed ({done.returncode}):\n{tail}")
+        return json.loads(out.read_text())
+
+
+def _thread_cpu_s(thread: threading.Thread) -> float:
+    assert thread.ident is not None
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def _embedded_worker(url: str, baud: int, count: int, warmup: int, idle_s: float,
+                     out: Path) -> None:
+    """In its own process: pytest-embedded's serial DUT as its plugin wires it (serial
+    redirect thread → message queue → listener process → log file → pexpect)."""
+    from pytest_embedded.app import App
+    from pytest_embedded.dut_factory import _listener_gn, _pexpect_fr_gn
+    from pytest_embedded.log import MessageQueueManager, PexpectProcess
+    from pytest_embedded_serial.dut import SerialDut
+    from pytest_embedded_serial.serial import Serial
+
+    manager = MessageQueueManager()
+    manager.start()
+    logdir = tempfile.mkdtemp(prefix="pytest-embedded-")
+    logfile = os.path.join(logdir, "dut.log")
+    msg_queue = manager.MessageQueue()
+    listener = _listener_gn(msg_queue, logfile, True, 0, 1)
+    reader = _pexpect_fr_gn(logfile, listener)
+    port = None
+    try:
+        pexpect_proc = PexpectProcess(reader)
+        port = Serial(msg_queue, port=url, baud=baud)
+        dut = SerialDut(serial=port, pexpect_proc=pexpect_proc, msg_queue=msg_queue, app=App(),
+                        pexpect_logfile=logfile, test_case_name="hil-bench")
+        times = []
+        for i in range(warmup + count):
+            t0 = time.monotonic_ns()
+            dut.write(b"AT\r")
+            dut.expect_exact(b"OK\r\n", timeout=5)
+            if i >= warmup:
+                times.append(time.monotonic_ns() - t0)
+        redirect = port._redirect_thread
+        cpu0, wall0, proc0 = _thread_cpu_s(redirect), time.monotonic(), time.process_time()
+        time.sleep(idle_s)
+        cpu1, wall1, proc1 = _thread_cpu_s(redirect), time.monotonic(), time.process_time()
+        version = _version("pytest-embedded-serial")
+        out.write_text(json.dumps({
+            "roundtrip_ns": times,
+            "version": version,
+            "idle_redirect_thread_cpu_percent": 100 * (cpu1 - cpu0) / (wall1 - wall0),
+            "idle_process_cpu_percent": 100 * (proc1 - proc0) / (wall1 - wall0),
+        }))
+    finally:
+        if port is not None:
+            port.close()
+        listener.terminate()
+        listener.join(5)
+        reader.close()
+        manager.shutdown()
+
+
+def _version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------------- (c) MPUBEX
+
+
+def mpubex_throughput(url: str, baud: int, count: int, folder: Path) -> dict[str, Any]:
+    """`count` × MPUBEX 1360 at QoS 0 back to back against a local mosquitto."""
+    from hil.broker import Broker
+
+    size = 1360
+    with Broker(folder / "broker") as broker:
+        at = L506.open(url, baud, open_timeout=OPEN_TIMEOUT_S)
+        try:
+            steps = (at.mqttssl(0), at.mconfig("hil-bench"),
+                     at.mipstart("127.0.0.1", broker.plain_port), at.mconnect(1, 60))
+            for step in steps:
+                if not step.ok:
+                    raise BenchError(f"MQTT bring-up failed: {step.response.summary()}")
+            topic = "hil/bench/mpubex"
+            data = bytes(0x41 + i % 26 for i in range(size))
+            for _ in range(2):  # warm-up
+                at.mpubex(topic, 0, 0, data)
+            outcomes = [at.mpubex(topic, 0, 0, data) for _ in range(count)]
+            bad = [o for o in outcomes if not o.ok]
+            if bad:
+                raise BenchError(f"MPUBEX failed: {bad[0].response.summary()}")
+            first = outcomes[0].response.timing.sent_ns
+            last = outcomes[-1].response.timing.done_ns
+            assert last is not None
+            tx, rx = line_bytes(at.channel.transcript, first, last)
+            at.mdisconnect()
+            at.mipclose()
+        finally:
+            at.channel.close()
+    elapsed = (last - first) / 1e9
+    publish = stats(o.response.timing.total_ms or 0.0 for o in outcomes)
+    return {
+        "messages": count,
+        "qos": 0,
+        "message_bytes": size,
+        "seconds": elapsed,
+        "messages_per_s": count / elapsed,
+        "payload_bytes_per_s": count * size / elapsed,
+        "bytes_to_module": tx,
+        "bytes_from_module": rx,
+        "bytes_per_message": (tx + rx) / count,
+        "line_rate_fraction": line_rate_fraction(tx + rx, baud, elapsed),
+        "publish_ms": publish.as_dict() if publish else None,
+    }
+
+
+# ---------------------------------------------------------------------------- (d) timestamps
+
+
+def parse_inject(spec: str) -> dict[str, float]:
+    """`AT=5,MQTTSTATU=2` → {"AT": 5.0, "MQTTSTATU": 2.0} (ms); only commands the bench
+    knows how to send."""
+    out = {}
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, ms = item.partition("=")
+        name = name.strip().upper()
+        if not sep or name not in _INJECT_CALLS:
+            raise BenchError(f"--inject {item!r}: use NAME=MS with NAME in "
+                             f"{', '.join(_INJECT_CALLS)}")
+        try:
+            out[name] = float(ms)
+        except ValueError:
+            raise BenchError(f"--inject {item!r}: {ms!r} is not a number") from None
+    if not out:
+        raise BenchError("--inject names no command")
+    return out
+
+
+def timestamp_errors(url: str, baud: int, inject: Mapping[str, float],
+                     samples: int) -> dict[str, Any]:
+    """Measured sent → final against injected latency + line time of the bytes.
+
+    Echo is off, so a command's exchange is: its bytes to the module, the latency, its
+    answer's bytes back; the final code is stamped when the chunk holding it arrives.
+    """
+    at = L506.open(url, baud, open_timeout=OPEN_TIMEOUT_S)
+    byte_ms = BITS_PER_BYTE / baud * 1000
+    per: dict[str, list[float]] = {}
+    try:
+        if not at.echo(False).ok:
+            raise BenchError("ATE0 refused")
+        for _ in range(5):
+            at.at()
+        for name, latency_ms in inject.items():
+            call = _INJECT_CALLS[name]
+            errors = per.setdefault(name, [])
+            for _ in range(samples):
+                response = call(at).response
+                t = response.timing
+                if t.final_ns is None:
+                    raise BenchError(f"{name}: no final code: {response.summary()}")
+                tx, rx = line_bytes(at.channel.transcript, t.sent_ns, t.final_ns)
+                expected = (tx + rx) * byte_ms + latency_ms
+                errors.append((t.final_ns - t.sent_ns) / 1e6 - expected)
+        at.echo(True)
+    finally:
+        at.channel.close()
+    every = [e for errs in per.values() for e in errs]
+    absolute = stats(abs(e) for e in every)
+    signed = stats(every)
+    assert absolute is not None and signed is not None
+    return {
+        "injected_ms": dict(inject),
+        "samples": len(every),
+        "abs_error_ms": absolute.as_dict(4),
+        "signed_error_ms": signed.as_dict(4),
+        "per_command": {name: stats(abs(e) for e in errs).as_dict(4)  # type: ignore[union-attr]
+                        for name, errs in per.items()},
+        "p50_ms": absolute.p50,
+        "p99_ms": absolute.p99,
+    }
+
+
+def pty_transfer(samples: int = 300) -> dict[str, Any]:
+    """One-way latency of a bare pty on this machine (write one byte, select, read): the
+    floor under every serial figure here."""
+    import select
+    import tty
+
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)
+        tty.setraw(master)
+        out = []
+        for _ in range(samples):
+            t0 = time.monotonic_ns()
+            os.write(master, b"x")
+            select.select([slave], [], [], 1.0)
+            os.read(slave, 16)
+            out.append((time.monotonic_ns() - t0) / 1e6)
+    finally:
+        os.close(master)
+        os.close(slave)
+    s = stats(out)
+    assert s is not None
+    return s.as_dict(4)
+
+
+# ---------------------------------------------------------------------------- (e) idle CPU
+
+
+def idle_reader_cpu(url: str, baud: int, idle_s: float) -> dict[str, Any]:
+    """CPU of the channel's reader thread (and of the whole process) over `idle_s` seconds
+    of silence on the line."""
+    at = L506.open(url, baud, open_timeout=OPEN_TIMEOUT_S)
+    try:
+        if not at.at().ok:
+            raise BenchError("AT not answered before the idle measurement")
+        name = f"at-reader {url}"
+        reader = next((t for t in threading.enumerate() if t.name == name), None)
+        if reader is None:
+            raise BenchError(f"no reader thread named {name!r}")
+        time.sleep(0.3)  # settle
+        cpu0, wall0, proc0 = _thread_cpu_s(reader), time.monotonic(), time.process_time()
+        time.sleep(idle_s)
+        cpu1, wall1, proc1 = _thread_cpu_s(reader), time.monotonic(), time.process_time()
+    finally:
+        at.channel.close()
+    wall = wall1 - wall0
+    return {
+        "seconds": wall,
+        "reader_cpu_ms": (cpu1 - cpu0) * 1000,
+        "reader_cpu_percent": 100 * (cpu1 - cpu0) / wall,
+        "process_cpu_percent": 100 * (proc1 - proc0) / wall,
+    }
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+@dataclass
+class _Notes:
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def item(self, name: str) -> Iterator[None]:
+        try:
+            yield
+        except (BenchError, OSError, serial.SerialException, RuntimeError) as exc:
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _p50(values: list[float]) -> float | None:
+    s = stats(values)
+    return None if s is None else s.p50
+
+
+def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure (a)-(e); return the bench.json document (also written to `opts.out`)."""
+    notes = _Notes()
+    load_before = _loadavg()
+    use_embedded = embedded_available() if opts.embedded is None else opts.embedded
+    if use_embedded and not embedded_available():
+        raise BenchError("pytest-embedded-serial is not installed: pip install -e '.[embedded]'")
+    per_block = max(1, opts.roundtrips // max(1, opts.blocks))
+    raw: list[int] = []
+    outer: list[int] = []
+    stamped: list[int] = []
+    embedded: dict[str, Any] | None = None
+    mpubex: dict[str, Any] | None = None
+    idle: dict[str, Any] | None = None
+    stamps: dict[str, Any] | None = None
+    with tempfile.TemporaryDirectory(prefix="hil-bench-") as tmp:
+        folder = Path(tmp)
+        say(f"hil bench: simulated L506 (hil sim, own process) on a pty at {opts.baud} baud")
+        with SimProcess(folder / "tty-zero", opts.baud, "off") as sim:
+            with notes.item("roundtrip"):
+                say(f"  (a) AT round trips: {opts.blocks} blocks × {per_block} each side")
+                for block in range(opts.blocks):
+                    sides = ["harness", "raw"] if block % 2 == 0 else ["raw", "harness"]
+                    for side in sides:
+                        if side == "raw":
+                            raw += raw_roundtrips(sim.url, opts.baud, per_block, opts.warmup)
+                        else:
+                            o, s = harness_roundtrips(sim.url, opts.baud, per_block, opts.warmup)
+                            outer += o
+                            stamped += s
+            if use_embedded:
+                with notes.item("pytest_embedded"):
+                    say(f"  (b) pytest-embedded expect(): {opts.embedded_roundtrips} round trips")
+                    embedded = embedded_roundtrips(sim.url, opts.baud, opts.embedded_roundtrips,
+                                                   opts.warmup, min(opts.idle_s, 2.0))
+            with notes.item("idle"):
+                say(f"  (e) idle reader CPU over {opts.idle_s:g} s")
+                idle = idle_reader_cpu(sim.url, opts.baud, opts.idle_s)
+            with notes.item("mpubex"):
+                say(f"  (c) MPUBEX 1360 × {opts.mpubex} at QoS 0")
+                mpubex = mpubex_throughput(sim.url, opts.baud, opts.mpubex, folder)
+        inject = parse_inject(opts.inject)
+        spec = "*=0," + ",".join(f"{k}={v:g}" for k, v in inject.items())
+        with notes.item("timestamps"):
+            say(f"  (d) timestamps against injected latency {spec}")
+            with SimProcess(folder / "tty-inject", opts.baud, spec) as sim:
+                stamps = timestamp_errors(sim.url, opts.baud, inject, opts.timestamp_samples)
+    pty = pty_transfer()
+
+    raw_ms, outer_ms, stamped_ms = _ms_list(raw), _ms_list(outer), _ms_list(stamped)
+    embedded_ms = _ms_list(embedded["roundtrip_ns"]) if embedded else []
+
+    def block(values: list[float]) -> dict[str, Any] | None:
+        s = stats(values)
+        return None if s is None else s.as_dict(4)
+
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": {"python": platform.python_version(), "platform": platform.platform(),
+                 "cpus": os.cpu_count(), "pyserial": _version("pyserial"),
+                 "loadavg": {"before": load_before, "after": _loadavg()}},
+        "setup": {
+            "baud": opts.baud,
+            "bits_per_byte": BITS_PER_BYTE,
+            "simulator": "hil sim in its own process, on a pty, output and input paced at "
+                         "the baud rate; zero firmware latency for (a), (b), (c), (e)",
+            "roundtrips_per_side": len(raw),
+            "blocks": opts.blocks,
+        },
+        "at_roundtrip_ratio_vs_raw": _ratio(_p50(outer_ms), _p50(raw_ms)),
+        "at_roundtrip_ratio_vs_pytest_embedded": _ratio(_p50(outer_ms), _p50(embedded_ms)),
+        "mpubex_line_rate_fraction": None if mpubex is None else mpubex["line_rate_fraction"],
+        "timestamp_error_p99_ms": None if stamps is None else stamps["p99_ms"],
+        "idle_reader_cpu_percent": None if idle is None else idle["reader_cpu_percent"],
+        "roundtrip_ms": {
+            "definition": "AT\\r written → OK\\r\\n read, as the caller sees it; ratios are "
+                          "of medians (p50)",
+            "raw_pyserial": block(raw_ms),
+            "harness": block(outer_ms),
+            "harness_stamped": block(stamped_ms),
+            "pytest_embedded": block(embedded_ms),
+            "pytest_embedded_version": None if embedded is None else embedded["version"],
+        },
+        "mpubex": mpubex,
+        "timestamps": stamps,
+        "idle": {
+            **(idle or {}),
+            "pytest_embedded_redirect_thread_cpu_percent":
+                None if embedded is None else embedded["idle_redirect_thread_cpu_percent"],
+        },
+        "pty_one_way_ms": pty,
+        "errors": notes.errors,
+    }
+    doc["targets"] = {k: f"{op} {v:g}" for k, (op, v) in TARGETS.items()}
+    doc["met"] = {k: _met(doc[k], op, v) for k, (op, v) in TARGETS.items()}
+    if opts.out is not None:
+        opts.out.parent.mkdir(parents=True, exist_ok=True)
+        opts.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return doc
+
+
+def _loadavg() -> list[float] | None:
+    """1, 5 and 15 minute load averages: how busy the machine was (None where unknown)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _met(value: float | None, op: str, target: float) -> bool | None:
+    if value is None:
+        return None
+    return {"<=": value <= target, "<": value < target, ">=": value >= target}[op]
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+def _f(value: float | None, fmt: str = ".3f", unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{fmt}}{unit}"
+
+
+def table(doc: Mapping[str, Any]) -> str:
+    """The bench's figures as a plain-text table."""
+    rt = doc["roundtrip_ms"]
+    rows: list[tuple[str, str, str, str]] = []
+
+    def verdict(key: str) -> str:
+        met = doc["met"].get(key)
+        return "-" if met is None else ("met" if met else "MISSED")
+
+    def rt_row(label: str, s: Mapping[str, float] | None) -> None:
+        figure = "n/a" if s is None else (
+            f"p50 {s['p50']:.3f} ms  p95 {s['p95']:.3f}  p99 {s['p99']:.3f}  (n={s['n']})")
+        rows.append((label, figure, "", ""))
+
+    rt_row("(a) AT→OK raw pyserial", rt["raw_pyserial"])
+    rt_row("(a) AT→OK harness L506.at()", rt["harness"])
+    rt_row("    harness stamped sent→OK", rt["harness_stamped"])
+    rows.append(("(a) ratio harness / raw (p50)", _f(doc["at_roundtrip_ratio_vs_raw"], ".3f", "×"),
+                 TARGET_TEXT["at_roundtrip_ratio_vs_raw"], verdict("at_roundtrip_ratio_vs_raw")))
+    rt_row("(b) AT→OK pytest-embedded expect()", rt["pytest_embedded"])
+    rows.append(("(b) ratio harness / pytest-embedded",
+                 _f(doc["at_roundtrip_ratio_vs_pytest_embedded"], ".3f", "×"),
+                 TARGET_TEXT["at_roundtrip_ratio_vs_pytest_embedded"],
+                 verdict("at_roundtrip_ratio_vs_pytest_embedded")))
+    m = doc["mpubex"]
+    if m:
+        rows.append(("(c) MPUBEX 1360 QoS 0",
+                     f"{m['messages_per_s']:.2f} msg/s  {m['payload_bytes_per_s']:.0f} B/s  "
+                     f"{m['bytes_per_message']:.0f} B/msg on the line", "", ""))
+    rows.append(("(c) share of line rate", _f(doc["mpubex_line_rate_fraction"], ".3f"),
+                 TARGET_TEXT["mpubex_line_rate_fraction"], verdict("mpubex_line_rate_fraction")))
+    ts = doc["timestamps"]
+    if ts:
+        s = ts["signed_error_ms"]
+        rows.append(("(d) stamp error vs injected+line",
+                     f"|err| p50 {ts['p50_ms']:.3f} ms  p99 {ts['p99_ms']:.3f} ms  "
+                     f"(signed mean {s['mean']:+.3f}, n={ts['samples']})", "", ""))
+    rows.append(("(d) timestamp error p99", _f(doc["timestamp_error_p99_ms"], ".3f", " ms"),
+                 TARGET_TEXT["timestamp_error_p99_ms"], verdict("timestamp_error_p99_ms")))
+    pty = doc["pty_one_way_ms"]
+    rows.append(("    bare pty one-way (floor)",
+                 f"p50 {pty['p50']:.3f} ms  p99 {pty['p99']:.3f} ms", "", ""))
+    rows.append(("(e) idle reader thread CPU", _f(doc["idle_reader_cpu_percent"], ".3f", " %"),
+                 TARGET_TEXT["idle_reader_cpu_percent"], verdict("idle_reader_cpu_percent")))
+    pe = doc["idle"].get("pytest_embedded_redirect_thread_cpu_percent")
+    if pe is not None:
+        rows.append(("    pytest-embedded redirect thread", _f(pe, ".1f", " %"), "", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    head = ("item", "figure", "target", "")
+    widths = [max(w, len(h)) for w, h in zip(widths, head, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in rows]
+    for name, error in doc["errors"].items():
+        lines.append(f"not measured: {name}: {error}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = BenchOptions()
+    parser.add_argument("--baud", type=int, default=d.baud, help="UART rate (default 115200)")
+    parser.add_argument("--roundtrips", type=int, default=d.roundtrips,
+                        help=f"AT round trips per side for (a) (default {d.roundtrips})")
+    parser.add_argument("--blocks", type=int, default=d.blocks,
+                        help=f"interleaved blocks for (a) (default {d.blocks})")
+    parser.add_argument("--embedded-roundtrips", type=int, default=d.embedded_roundtrips,
+                        help=f"round trips for (b) (default {d.embedded_roundtrips})")
+    parser.add_argument("--no-embedded", action="store_true",
+                        help="skip (b) even when pytest-embedded-serial is installed")
+    parser.add_argument("--mpubex", type=int, default=d.mpubex,
+                        help=f"MPUBEX messages for (c) (default {d.mpubex})")
+    parser.add_argument("--timestamp-samples", type=int, default=d.timestamp_samples,
+                        help=f"samples per command for (d) (default {d.timestamp_samples})")
+    parser.add_argument("--inject", default=d.inject, metavar="NAME=MS,...",
+                        help=f"latency the simulator of (d) injects (default {d.inject})")
+    parser.add_argument("--idle", type=float, default=d.idle_s, metavar="S",
+                        help=f"seconds of idle line for (e) (default {d.idle_s:g})")
+    parser.add_argument("--out", type=Path, default=d.out,
+                        help=f"where the JSON goes (default {d.out})")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when a target is missed")
+
+
+def run(args: argparse.Namespace) -> int:
+    opts = BenchOptions(
+        baud=args.baud,
+        roundtrips=args.roundtrips,
+        blocks=args.blocks,
+        embedded_roundtrips=args.embedded_roundtrips,
+        embedded=False if args.no_embedded else None,
+        mpubex=args.mpubex,
+        timestamp_samples=args.timestamp_samples,
+        inject=args.inject,
+        idle_s=args.idle,
+        out=args.out,
+    )
+    try:
+        doc = run_bench(opts, say=lambda text: print(text, file=sys.stderr, flush=True))
+    except BenchError as exc:
+        print(f"hil bench: {exc}", file=sys.stderr)
+        return 2
+    print(table(doc))
+    print(f"\nwritten: {opts.out}")
+    if args.strict and any(v is False for v in doc["met"].values()):
+        return 1
+    return 0
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) == 7 and argv[0] == "--embedded-worker":
+        url, baud, count, warmup, idle_s, out = argv[1:]
+        _embedded_worker(url, int(baud), int(count), int(warmup), float(idle_s), Path(out))
+        return 0
+    print("usage: hil bench (this module's own entry is for its worker)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,41 @@
+"""Secrets out of reports: mask them where text is shown, and check that none got through.
+
+The broker's passwords and a rig's [secrets] must never show anywhere under reports/.
+Text is masked where the harness writes it; `scan` is the last check over a finished run's
+folder (every file, text or not), naming where a secret leaked without printing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+MASK = "****"
+#: Shorter values would be found by chance everywhere; they are masked but not scanned for.
+SCAN_MIN_LEN = 4
+
+
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def mask_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
+    """Same-length masking: offsets and sizes in raw logs stay true."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        raw = secret.encode("utf-8")
+        data = data.replace(raw, b"*" * len(raw))
+    return data
+
+
+def scan(folder: Path, secrets: Iterable[str]) -> list[tuple[Path, int]]:
+    """Files under `folder` holding a secret: (path, index of the secret in `secrets`)."""
+    wanted = [(i, s.encode("utf-8")) for i, s in enumerate(secrets) if len(s) >= SCAN_MIN_LEN]
+    found = []
+    if not wanted:
+        return found
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+        data = path.read_bytes()
+        found += [(path, i) for i, raw in wanted if raw in data]
+    return found

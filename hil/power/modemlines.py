@@ -1,0 +1,74 @@
+"""Power by a serial port's DTR or RTS line wired to the module's PWRKEY (or a supply switch).
+
+The control port may be the AT port itself or a second USB-serial adapter. It is held open
+for the whole run: closing a tty may drop DTR/RTS (HUPCL) and press the key by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import serial
+
+from hil.power.lines import Drive, LinePower
+from hil.power.protocol import PowerError
+
+Line = Literal["dtr", "rts"]
+
+
+class ModemLinePower:
+    """PowerProtocol over pyserial's `dtr`/`rts` of an open port."""
+
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        *,
+        line: Line = "dtr",
+        active: Literal["asserted", "deasserted"] = "asserted",
+        drive: Drive = "pwrkey",
+        pulse_s: float = 0.5,
+        off_pulse_s: float = 2.5,
+        off_wait_s: float = 2.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        if line not in ("dtr", "rts"):
+            raise PowerError(f"modem-control line must be 'dtr' or 'rts', not {line!r}")
+        self.port = port
+        self.line = line
+        self._asserted_is_active = active == "asserted"
+        extra = {} if sleep is None else {"sleep": sleep}
+        self._lines = LinePower(self._set, drive=drive, pulse_s=pulse_s,
+                                off_pulse_s=off_pulse_s, off_wait_s=off_wait_s, **extra)
+
+    @classmethod
+    def open(cls, url: str, **options) -> ModemLinePower:
+        """Open the control port with the line already released (pwrkey) before it opens."""
+        active = options.get("active", "asserted") == "asserted"
+        line = options.get("line", "dtr")
+        try:
+            port = serial.serial_for_url(url, do_not_open=True)
+            setattr(port, line, not active)  # applied by open(): no stray press
+            port.open()
+        except (serial.SerialException, OSError) as exc:
+            raise PowerError(f"cannot open the power control port {url}: {exc}") from exc
+        return cls(port, **options)
+
+    def _set(self, active: bool) -> None:
+        level = active if self._asserted_is_active else not active
+        try:
+            setattr(self.port, self.line, level)
+        except (serial.SerialException, OSError) as exc:
+            raise PowerError(f"cannot set {self.line.upper()} on {self.port.port}: {exc}") from exc
+
+    def on(self) -> None:
+        self._lines.on()
+
+    def off(self) -> None:
+        self._lines.off()
+
+    def cycle(self) -> None:
+        self._lines.cycle()
+
+    def close(self) -> None:
+        self.port.close()

@@ -1,0 +1,426 @@
+"""Response timing: one sample per AT command, aggregated per command over a run.
+
+A sample is what the channel measured for one command (`hil.at.channel.Timing`): from the
+moment the command was written (`sent`) to the first byte after it, to the `>` prompt, to
+the final result code and to the result URC, all `time.monotonic_ns()` stamped by the
+reader thread as the bytes arrived. `total` is sent → the last awaited part (final code, and
+the result URC for commands that have one), the figure budgets are checked against.
+
+Samples are aggregated per command name (`command_key`: `MPUBEX`, `CGATT?`, `ATE`...) into
+n, min, p50, p95, p99, max and mean, written as timings.csv and timings.json, and drawn as
+PNG plots (matplotlib, Agg backend: no display needed). See docs/timing.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hil.at.channel import Response
+    from hil.at.transcript import Transcript
+
+#: start bit + 8 data bits + stop bit: what one byte costs on the serial line.
+BITS_PER_BYTE = 10
+#: The figures a sample has, in the order of an exchange.
+METRICS = ("first_byte_ms", "prompt_ms", "final_ms", "result_ms", "total_ms")
+SCHEMA = 1
+
+_EXTENDED = re.compile(r"\+\s*([A-Z0-9]+)\s*(=\?|\?|=)?")
+_BASIC = re.compile(r"&?[A-Z]")
+
+
+def command_key(text: str) -> str:
+    """The name a command is timed and budgeted under.
+
+    `AT+MPUBEX=t,0,0,5` → `MPUBEX`; `AT+ MIPCLOSE` → `MIPCLOSE`; `AT+CGATT?` → `CGATT?`
+    (a read differs from a set); `AT+CGATT=?` → `CGATT=?`; `ATE1` → `ATE`; `ATI` → `ATI`;
+    `AT` → `AT`; text that is no AT command → `(raw)`.
+    """
+    stripped = text.strip()
+    if stripped[:2].upper() != "AT":
+        return "(raw)"
+    rest = stripped[2:].lstrip().upper()
+    if not rest:
+        return "AT"
+    if rest.startswith("+"):
+        m = _EXTENDED.match(rest)
+        if m is None:
+            return "(raw)"
+        suffix = m.group(2) if m.group(2) in ("?", "=?") else ""
+        return m.group(1) + suffix
+    m = _BASIC.match(rest)
+    return "AT" + m.group(0) if m else "(raw)"
+
+
+def _mpubex_args(text: str) -> tuple[int | None, int | None]:
+    """(qos, length) from `AT+MPUBEX=<topic>,<qos>,<retain>,<len>`, when they parse."""
+    fields = text.rsplit(",", 3)
+    if len(fields) != 4:
+        return None, None
+    try:
+        return int(fields[1]), int(fields[3])
+    except ValueError:
+        return None, None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One command's figures; ms from the moment it was sent, None for what did not come.
+
+    `t_s` is when it was sent, in seconds from the start of the recording; `data_bytes`
+    the raw data written after the prompt (MPUBEX); `budget_ms` the budget it was held to.
+    """
+
+    command: str
+    test: str
+    phase: str
+    t_s: float
+    first_byte_ms: float | None
+    prompt_ms: float | None
+    final_ms: float | None
+    result_ms: float | None
+    total_ms: float | None
+    final: str | None = None
+    result: str | None = None
+    data_bytes: int = 0
+    qos: int | None = None
+    budget_ms: float | None = None
+    over_budget: bool = False
+    text: str = ""
+
+    def figures(self) -> dict[str, float]:
+        """The metrics this sample has, by name."""
+        return {m: v for m in METRICS if (v := getattr(self, m)) is not None}
+
+
+def sample_from(
+    response: Response,
+    *,
+    test: str = "",
+    phase: str = "",
+    start_ns: int = 0,
+    budget_ms: float | None = None,
+    shown: str | None = None,
+) -> Sample:
+    """A Sample from a completed Response. `shown` is the command as it may be shown
+    (secrets masked, cut); default: the command as sent, cut to 80 characters."""
+    t = response.timing
+    key = command_key(response.command)
+    qos = None
+    data_bytes = 0
+    if key == "MPUBEX":
+        qos, length = _mpubex_args(response.command)
+        if response.data_sent and length is not None:
+            data_bytes = length
+    total = t.total_ms
+    return Sample(
+        command=key,
+        test=test,
+        phase=phase,
+        t_s=(t.sent_ns - start_ns) / 1e9,
+        first_byte_ms=t.first_byte_ms,
+        prompt_ms=t.prompt_ms,
+        final_ms=t.final_ms,
+        result_ms=t.result_ms,
+        total_ms=total,
+        final=None if response.final is None else response.final.text,
+        result=None if response.result is None else response.result.text,
+        data_bytes=data_bytes,
+        qos=qos,
+        budget_ms=budget_ms,
+        over_budget=budget_ms is not None and total is not None and total > budget_ms,
+        text=(shown if shown is not None else response.command)[:80],
+    )
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def percentile(ordered: Sequence[float], p: float) -> float:
+    """The p-th percentile (0-100) of sorted values, interpolated linearly between ranks
+    (numpy's default, Excel's PERCENTILE.INC)."""
+    if not ordered:
+        raise ValueError("percentile of no values")
+    rank = (len(ordered) - 1) * p / 100.0
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    n: int
+    min: float
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    mean: float
+
+    def as_dict(self, digits: int = 3) -> dict[str, float | int]:
+        return {k: (v if k == "n" else round(v, digits)) for k, v in asdict(self).items()}
+
+
+def stats(values: Iterable[float]) -> Stats | None:
+    """n, min, p50, p95, p99, max and mean; None for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return Stats(
+        n=len(ordered),
+        min=ordered[0],
+        p50=percentile(ordered, 50),
+        p95=percentile(ordered, 95),
+        p99=percentile(ordered, 99),
+        max=ordered[-1],
+        mean=math.fsum(ordered) / len(ordered),
+    )
+
+
+def aggregate(samples: Iterable[Sample]) -> dict[str, dict[str, Stats]]:
+    """command → metric → Stats, commands and metrics in a stable order."""
+    by_command: dict[str, dict[str, list[float]]] = {}
+    for sample in samples:
+        figures = by_command.setdefault(sample.command, {m: [] for m in METRICS})
+        for metric, value in sample.figures().items():
+            figures[metric].append(value)
+    out: dict[str, dict[str, Stats]] = {}
+    for command in sorted(by_command):
+        per_metric = {}
+        for metric in METRICS:
+            s = stats(by_command[command][metric])
+            if s is not None:
+                per_metric[metric] = s
+        out[command] = per_metric
+    return out
+
+
+# ---------------------------------------------------------------------------- the serial line
+
+
+def line_bytes(transcript: Transcript, start_ns: int, end_ns: int) -> tuple[int, int]:
+    """(to the module, from the module): bytes of the chunks stamped within [start, end]."""
+    from hil.at.transcript import RX, TX
+
+    def within(direction: str) -> int:
+        return sum(len(d) for t, d in transcript.chunks(direction) if start_ns <= t <= end_ns)
+
+    return within(TX), within(RX)
+
+
+def line_seconds(nbytes: int, baud: int) -> float:
+    """How long `nbytes` take on the line at `baud` (10 bits a byte)."""
+    return nbytes * BITS_PER_BYTE / baud
+
+
+def line_rate_fraction(nbytes: int, baud: int, elapsed_s: float) -> float | None:
+    """The share of the line's limit reached: the line time of all `nbytes` that crossed
+    (both directions added) over the time they took. 1.0: the line never idled."""
+    if elapsed_s <= 0:
+        return None
+    return line_seconds(nbytes, baud) / elapsed_s
+
+
+# ---------------------------------------------------------------------------- writers
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+BudgetOf = Callable[[str], float | None]
+
+
+def _budget_table(samples: Sequence[Sample], budget_of: BudgetOf | None) -> dict[str, float | None]:
+    """The budget shown per command: the run's (`budget_of`), else the one most of its
+    samples were held to (a test may have had its own)."""
+    out: dict[str, float | None] = {}
+    for command in {s.command for s in samples}:
+        if budget_of is not None:
+            out[command] = budget_of(command)
+            continue
+        seen = [s.budget_ms for s in samples if s.command == command and s.budget_ms]
+        out[command] = max(set(seen), key=seen.count) if seen else None
+    return out
+
+
+def write_csv(path: Path, samples: Sequence[Sample], budget_of: BudgetOf | None = None) -> Path:
+    """One row per command and metric: n, min, p50, p95, p99, max, mean (ms); on the total
+    row the run's budget of the command and how many of its responses went over the
+    budget they were held to."""
+    budgets = _budget_table(samples, budget_of)
+    over: dict[str, int] = {}
+    for s in samples:
+        over[s.command] = over.get(s.command, 0) + int(s.over_budget)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["command", "metric", "n", "min_ms", "p50_ms", "p95_ms", "p99_ms",
+                    "max_ms", "mean_ms", "budget_ms", "over_budget"])
+        for command, metrics in aggregate(samples).items():
+            for metric, st in metrics.items():
+                total_row = metric == "total_ms"
+                budget = budgets.get(command) if total_row else None
+                w.writerow([
+                    command, metric.removesuffix("_ms"), st.n,
+                    *(f"{v:.3f}" for v in (st.min, st.p50, st.p95, st.p99, st.max, st.mean)),
+                    "" if budget is None else f"{budget:g}",
+                    over.get(command, 0) if total_row else "",
+                ])
+    return path
+
+
+def timings_document(samples: Sequence[Sample], meta: Mapping[str, Any],
+                     budget_of: BudgetOf | None = None) -> dict[str, Any]:
+    """What timings.json holds: meta, per-command aggregates (with the run's budget),
+    responses over budget and every sample (with the budget it was held to)."""
+    aggregates = {
+        command: {metric.removesuffix("_ms"): st.as_dict() for metric, st in metrics.items()}
+        for command, metrics in aggregate(samples).items()
+    }
+    budgets = _budget_table(samples, budget_of)
+    for command, per in aggregates.items():
+        per["budget_ms"] = budgets.get(command)  # type: ignore[assignment]
+    rows = []
+    for s in samples:
+        row = asdict(s)
+        for key in ("t_s", *METRICS):
+            row[key] = _round(row[key], 6 if key == "t_s" else 3)
+        rows.append(row)
+    return {
+        "schema": SCHEMA,
+        **meta,
+        "units": "ms from the moment the command was written; t_s: s from the first sample",
+        "commands": aggregates,
+        "over_budget": [
+            {"test": s.test, "command": s.command, "text": s.text, "total_ms": _round(s.total_ms),
+             "budget_ms": s.budget_ms}
+            for s in samples if s.over_budget
+        ],
+        "samples": rows,
+    }
+
+
+def write_json(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any],
+               budget_of: BudgetOf | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = timings_document(samples, meta, budget_of)
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def _figure(width: float, height: float):
+    """A matplotlib Figure on the Agg canvas: PNG without a display, no pyplot state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_latency(samples: Sequence[Sample], path: Path,
+                 budget_of: BudgetOf | None = None) -> Path | None:
+    """Box plot per command of sent → done (total) on a log scale, with each response as a
+    dot, n per command, and the budget as a red tick. None when there is nothing to draw."""
+    groups = aggregate(samples)
+    names = [c for c, m in groups.items() if "total_ms" in m]
+    if not names:
+        return None
+    values = {c: [s.total_ms for s in samples if s.command == c and s.total_ms is not None]
+              for c in names}
+    budgets = _budget_table(samples, budget_of)
+    fig = _figure(10, max(2.5, 0.45 * len(names) + 1.5))
+    ax = fig.add_subplot()
+    positions = list(range(1, len(names) + 1))
+    ax.boxplot([values[c] for c in names], positions=positions, orientation="horizontal",
+               widths=0.6, showfliers=False, whis=(1, 99))
+    for y, c in zip(positions, names, strict=True):
+        xs = values[c]
+        jitter = [y + 0.18 * (((i * 7919) % 97) / 97 - 0.5) for i in range(len(xs))]
+        ax.scatter(xs, jitter, s=6, alpha=0.35, color="tab:blue", linewidths=0)
+        if budgets.get(c):
+            ax.plot([budgets[c]] * 2, [y - 0.35, y + 0.35], color="tab:red", linewidth=2)
+    ax.set_yticks(positions, [f"{c} (n={len(values[c])})" for c in names])
+    ax.invert_yaxis()  # first command at the top
+    ax.set_xscale("log")
+    ax.set_xlabel("ms from command sent to final code / result URC (log scale)")
+    ax.set_title("Response time per command (box: p50 and quartiles, whiskers p1-p99; "
+                 "red: budget)", fontsize=10)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int) -> Path | None:
+    """Each MPUBEX's payload bytes/s (its data over its sent → done time) over the run, by
+    QoS, against the serial line's own byte rate. None when the run had no MPUBEX data."""
+    points = [s for s in samples if s.command == "MPUBEX" and s.data_bytes and s.total_ms]
+    if not points:
+        return None
+    fig = _figure(10, 4.5)
+    ax = fig.add_subplot()
+    for qos in sorted({s.qos for s in points}, key=lambda q: -1 if q is None else q):
+        mine = [s for s in points if s.qos == qos]
+        ax.scatter([s.t_s for s in mine],
+                   [s.data_bytes / (s.total_ms / 1000) for s in mine],  # type: ignore[operator]
+                   s=12, label=f"QoS {qos}" if qos is not None else "QoS ?")
+    line_rate = baud / BITS_PER_BYTE
+    ax.axhline(line_rate, color="tab:red", linestyle="--",
+               label=f"serial line: {line_rate:.0f} B/s ({baud} baud, 10 bits/byte)")
+    ax.set_ylim(bottom=0, top=line_rate * 1.15)
+    ax.set_xlabel("s into the run")
+    ax.set_ylabel("payload bytes/s per MPUBEX")
+    ax.set_title("MPUBEX throughput over the run (data length / time from command to "
+                 "+MPUBEX result)", fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+# ---------------------------------------------------------------------------- a run's record
+
+
+class TimingRecorder:
+    """The samples of one run, and the files made from them."""
+
+    def __init__(self, start_ns: int | None = None) -> None:
+        self.start_ns = start_ns
+        self.samples: list[Sample] = []
+
+    def add(self, sample: Sample) -> None:
+        self.samples.append(sample)
+
+    def write(self, folder: Path, meta: Mapping[str, Any], *, baud: int,
+              budget_of: BudgetOf | None = None, plots: bool = True) -> dict[str, Path]:
+        """timings.csv, timings.json and plots/*.png in `folder`; returns them by name."""
+        out = {
+            "timings.csv": write_csv(folder / "timings.csv", self.samples, budget_of),
+            "timings.json": write_json(folder / "timings.json", self.samples,
+                                       {**meta, "baud": baud}, budget_of),
+        }
+        if plots:
+            for name, made in (
+                ("latency.png", plot_latency(self.samples, folder / "plots" / "latency.png",
+                                             budget_of)),
+                ("mpubex_throughput.png", plot_mpubex_throughput(
+                    self.samples, folder / "plots" / "mpubex_throughput.png", baud)),
+            ):
+                if made is not None:
+                    out[name] = made
+        return out

@@ -1,0 +1,290 @@
+"""`hil run`: the nightly job. Suites → reports/<UTC time>/ → Allure HTML → reports/latest.
+
+pytest runs as a child process with its output streamed through (progress is visible, and
+kept in pytest.log); the run's folder gets allure-results, junit.xml, results.json,
+transcripts and what the other plugins write. Then the Allure command line builds the HTML
+report, carrying the history of the previous report so that trends span the nights;
+reports/latest points at the new run; and every file of the run is checked for secrets.
+
+Exit status: pytest's (0 only if every test passed), unless the report could not be made
+(REPORT_FAILED) or a secret leaked into reports/ (SECRET_LEAKED). With --baseline, the run is
+also compared with that baseline before the report is made (docs/acceptance.md): when pytest
+passed, the status is the comparison's (1 regressions, 2 could not compare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hil.acceptance import cli as acceptance
+from hil.masking import scan
+from hil.rig import RigError, load_rig
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLURE = Path("tools", "allure", "node_modules", ".bin", "allure")
+DEFAULT_RIG = ROOT / "rigs" / "simulator.toml"
+REPORT_FAILED = 6
+SECRET_LEAKED = 7
+GENERATE_TIMEOUT_S = 600
+
+
+class RunError(RuntimeError):
+    """The run could not be set up or its report could not be made."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rig", type=Path, default=None,
+                        help="rig file (default: rigs/simulator.toml)")
+    parser.add_argument("--reports", type=Path, default=None, metavar="DIR",
+                        help="where run folders go (default: reports/ of the project)")
+    parser.add_argument("--max-minutes", type=float, default=240.0,
+                        help="stop the test run after this long (default %(default)g)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="PATH",
+                        help="compare the run with this accepted baseline (or run folder): "
+                        "table, compare.md and a report page; see docs/acceptance.md")
+    parser.set_defaults(pytest_args=[])  # every other argument goes to pytest
+
+
+def allure_binary(root: Path = ROOT) -> Path:
+    found = root / ALLURE
+    if not os.access(found, os.X_OK):
+        raise RunError(f"the Allure command line is missing ({found}): run scripts/setup")
+    return found
+
+
+def run_stamp(now: datetime | None = None) -> str:
+    """A folder name that sorts by time and has no colons: 2025-01-31T02-00-00Z."""
+    return (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def new_run_dir(reports: Path) -> Path:
+    stamp = run_stamp()
+    folder = reports / stamp
+    n = 1
+    while folder.exists():  # two runs in one second
+        n += 1
+        folder = reports / f"{stamp}-{n}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def _is_test_path(arg: str) -> bool:
+    return not arg.startswith("-") and Path(arg.split("::")[0]).exists()
+
+
+def _absolute(arg: str) -> str:
+    """Test paths named relative to where `hil run` was started, for a child in ROOT."""
+    if not _is_test_path(arg):
+        return arg
+    path, sep, node = arg.partition("::")
+    return str(Path(path).resolve()) + sep + node
+
+
+def pytest_command(run: Path, rig: Path, secrets_file: Path, extra: list[str]) -> list[str]:
+    command = [
+        sys.executable, "-m", "pytest",
+        "--alluredir", str(run / "allure-results"),
+        "--junitxml", str(run / "junit.xml"),
+        "--report-dir", str(run),
+        "--secrets-file", str(secrets_file),
+        "--rig", str(rig),
+    ]
+    if not any(_is_test_path(a) for a in extra):
+        command.append(str(ROOT / "suites"))
+    return command + [_absolute(a) for a in extra]
+
+
+def stream(command: list[str], log: Path, timeout_s: float) -> int:
+    """Run `command`, its output going both to our stdout and to `log`; bounded.
+
+    The child stays in our session: Ctrl-C reaches pytest too (it stops and still reports),
+    and the `manual` power backend can ask the operator on this terminal.
+    """
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdout is not None
+        out = sys.stdout.buffer
+        killer = _Deadline(proc, timeout_s)
+        try:
+            while chunk := proc.stdout.read1(65536):
+                out.write(chunk)
+                out.flush()
+                sink.write(chunk)
+        except KeyboardInterrupt:
+            with contextlib.suppress(KeyboardInterrupt):  # pytest got it too: keep its summary
+                for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+                    sink.write(chunk)
+        finally:
+            status = killer.wait()
+        if killer.fired:
+            note = f"\nhil run: pytest did not finish within {timeout_s / 60:g} min: stopped\n"
+            out.write(note.encode())
+            sink.write(note.encode())
+        return status
+
+
+class _Deadline:
+    """Stops the child when the run's time is up: SIGTERM, then SIGKILL."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+        self.proc = proc
+        self.fired = False
+        self._timer = threading.Timer(timeout_s, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def wait(self) -> int:
+        try:
+            status = self.proc.wait()
+        finally:
+            self._timer.cancel()
+        return status
+
+
+def previous_report(reports: Path, current: Path) -> Path | None:
+    """The newest earlier run with an HTML report: reports/latest, else by name."""
+    latest = reports / "latest"
+    if (latest.is_dir() and latest.resolve() != current.resolve()
+            and (latest / "html" / "history").is_dir()):
+        return latest
+    runs = sorted((p for p in reports.iterdir()
+                   if p.is_dir() and not p.is_symlink() and p != current
+                   and (p / "html" / "history").is_dir()), reverse=True)
+    return runs[0] if runs else None
+
+
+def write_executor(results: Path, run: Path, rig_name: str, build_order: int) -> None:
+    """executor.json: names each run in the report's trend graphs."""
+    (results / "executor.json").write_text(json.dumps({
+        "name": "hil run",
+        "type": "hil",
+        "buildName": f"{run.name} ({rig_name})",
+        "buildOrder": build_order,
+        "reportName": f"L506 HIL — {rig_name} — {run.name}",
+    }, indent=2))
+
+
+def _build_order(previous: Path | None) -> int:
+    if previous is None:
+        return 1
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        data = json.loads((previous / "allure-results" / "executor.json").read_text())
+        return int(data["buildOrder"]) + 1
+    return 1
+
+
+def generate_html(allure: Path, results: Path, html: Path) -> None:
+    try:
+        done = subprocess.run([str(allure), "generate", "--clean", "-o", str(html), str(results)],
+                              capture_output=True, text=True, timeout=GENERATE_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise RunError(f"allure generate did not finish within {GENERATE_TIMEOUT_S} s") from exc
+    if done.returncode != 0 or not (html / "index.html").is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-10:]
+        raise RunError(f"allure generate failed (status {done.returncode}): "
+                       + " | ".join(tail))
+
+
+def point_latest(reports: Path, run: Path) -> None:
+    """reports/latest → the new run, replaced atomically (relative, so reports/ can move)."""
+    link = reports / "latest"
+    tmp = reports / ".latest.new"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run.name)
+    tmp.replace(link)
+
+
+def report(run: Path, reports: Path, rig_name: str, allure: Path) -> Path:
+    """Allure HTML for `run`, with the previous report's history; returns its index."""
+    results = run / "allure-results"
+    results.mkdir(exist_ok=True)
+    previous = previous_report(reports, run)
+    if previous is not None:
+        shutil.copytree(previous / "html" / "history", results / "history", dirs_exist_ok=True)
+    write_executor(results, run, rig_name, _build_order(previous))
+    html = run / "html"
+    generate_html(allure, results, html)
+    return html / "index.html"
+
+
+def check_secrets(run: Path, secrets_file: Path, rig_secrets: list[str]) -> list[str]:
+    """Problems found: each file under `run` holding a secret (the secret is not shown)."""
+    secrets = list(rig_secrets)
+    with contextlib.suppress(OSError, ValueError):
+        secrets += json.loads(secrets_file.read_text())
+    return [f"{path.relative_to(run)} holds secret #{i + 1} ({len(secrets[i])} characters)"
+            for path, i in scan(run, secrets)]
+
+
+def summary(run: Path) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        totals = json.loads((run / "results.json").read_text())["totals"]
+        return ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items()))
+    return "no results.json"
+
+
+def main(args: argparse.Namespace) -> int:
+    extra = [a for a in args.pytest_args if a != "--"]
+    reports = (args.reports or ROOT / "reports").resolve()
+    try:
+        allure = allure_binary()
+        rig_path = args.rig.resolve() if args.rig else DEFAULT_RIG
+        rig = load_rig(rig_path)
+    except (RunError, RigError) as exc:
+        print(f"hil run: {exc}", file=sys.stderr)
+        return REPORT_FAILED if isinstance(exc, RunError) else 4
+    problem = args.baseline and acceptance.check_baseline(args.baseline)
+    if problem:
+        print(f"hil run: --baseline: {problem}", file=sys.stderr)
+        return acceptance.CANNOT_COMPARE
+    run = new_run_dir(reports)
+    print(f"hil run: rig {rig.name!r}, results in {run}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="hil-run-") as private:
+        secrets_file = Path(private, "secrets.json")
+        command = pytest_command(run, rig_path, secrets_file, extra)
+        status = stream(command, run / "pytest.log", args.max_minutes * 60)
+        outcome = status
+        if args.baseline is not None:
+            verdict = acceptance.gate(args.baseline, run, rig.acceptance)
+            outcome = status or verdict
+        try:
+            index = report(run, reports, rig.name, allure)
+        except (RunError, OSError) as exc:
+            print(f"hil run: no HTML report: {exc}", file=sys.stderr)
+            index = None
+            outcome = REPORT_FAILED
+        point_latest(reports, run)
+        leaks = check_secrets(run, secrets_file, rig.secret_values)
+    if leaks:
+        for leak in leaks:
+            print(f"hil run: SECRET LEAKED: {leak}", file=sys.stderr)
+        print(f"hil run: secrets leaked into {run}: do not publish it", file=sys.stderr)
+        outcome = SECRET_LEAKED
+    print(f"hil run: pytest exit status {status}: {summary(run)}")
+    print(f"hil run: results  {run}")
+    if index is not None:
+        print(f"hil run: report   {index}")
+        print(f"hil run: view it  {allure} open {index.parent}")
+    print(f"hil run: latest   {reports / 'latest'} -> {run.name}")
+    return outcome

@@ -1,0 +1,155 @@
+"""AT+MCONNECT (section 2.3): the MQTT connection, its refusals and the server dropping it.
+
+Sessions over reconnects (clean session, keep-alive) are in test_sessions.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from hil.broker import Broker
+from hil.device import Device
+from hil.l506.types import MqttStatus, ResultType
+from suites.expect import (
+    bring_up,
+    connect_line,
+    expect_ceer,
+    expect_failure,
+    expect_result,
+    expect_status,
+    status_of,
+    tear_down,
+    wait_connection_broken,
+)
+
+#: Seconds for a server-side drop to reach the module and be reported.
+DROP_REPORTED_S = 10.0
+
+
+def _flags(line: str) -> dict[str, str]:
+    """`p2, c1, k30, u'hil'` → {"p": "2", "c": "1", "k": "30", "u": "'hil'"}."""
+    return {part.strip()[0]: part.strip()[1:] for part in line.split(",") if part.strip()}
+
+
+@pytest.mark.spec("MCONNECT-1")
+@pytest.mark.parametrize(("clean", "keepalive"), [(1, 30), (0, 45)])
+def test_connect_as_configured(
+    dut: Device, broker: Broker, names, clean: int, keepalive: int
+) -> None:
+    """OK, `+MCONNECT: SUCCESS,0`, MQTTSTATU 1; the broker sees a CONNECT with the
+    configured client id (a long one, 36 characters), clean-session flag and keep-alive."""
+    at = dut.at
+    client_id = f"{names.client_id}-a-long-client-identifier"[:36]
+    mark = broker.log_mark()
+    expect_result(at.mconfig(client_id), "MCONFIG", ResultType.NO_ERROR)
+    expect_result(at.mipstart(dut.broker_host, broker.plain_port), "MIPSTART")
+    expect_result(at.mconnect(clean, keepalive), "MCONNECT", ResultType.NO_ERROR)
+    expect_status(at, MqttStatus.MQTT_CONNECTED)
+    expect_ceer(at, ResultType.NO_ERROR)
+    seen = _flags(connect_line(broker, mark, client_id))
+    assert (seen.get("c"), seen.get("k")) == (str(clean), str(keepalive)), (
+        f"broker saw clean session {seen.get('c')}, keep-alive {seen.get('k')}"
+    )
+    tear_down(dut)
+    if clean == 0:  # end the persistent session this left on the broker
+        bring_up(dut, broker.plain_port, client_id, clean=1)
+        tear_down(dut)
+
+
+@pytest.mark.spec("MCONNECT-4")
+@pytest.mark.spec("GEN-4")
+def test_wrong_password(dut: Device, broker: Broker, names) -> None:
+    """Result type 6: CONNACK "bad user name or password". Bench: the same, against the
+    broker's password-protected listener."""
+    at = dut.at
+    expect_result(at.mconfig(names.client_id, "hil", "not-the-password"), "MCONFIG")
+    expect_result(at.mipstart(dut.broker_host, broker.auth_port), "MIPSTART")
+    expect_failure(at.mconnect(1, 30), "MCONNECT", ResultType.MQTT_CONNECT_FAILED)
+    expect_ceer(at, ResultType.MQTT_CONNECT_FAILED)
+    assert status_of(at) != MqttStatus.MQTT_CONNECTED
+
+
+@pytest.mark.spec("MCONNECT-4")
+@pytest.mark.spec("GEN-4")
+def test_not_authorised(dut: Device, broker: Broker, names) -> None:
+    """Result type 6: an anonymous client on a listener that requires a user (CONNACK
+    "not authorised"). Bench: the same."""
+    at = dut.at
+    expect_result(at.mconfig(names.client_id), "MCONFIG", ResultType.NO_ERROR)
+    expect_result(at.mipstart(dut.broker_host, broker.auth_port), "MIPSTART")
+    expect_failure(at.mconnect(1, 30), "MCONNECT", ResultType.MQTT_CONNECT_FAILED)
+    expect_ceer(at, ResultType.MQTT_CONNECT_FAILED)
+    assert status_of(at) != MqttStatus.MQTT_CONNECTED
+
+
+@pytest.mark.spec("MCONNECT-5")
+@pytest.mark.spec("GEN-4")
+def test_broker_stopped(dut: Device, broker: Broker, names) -> None:
+    """Result type 1, reported by the module on its own. Bench: stop the broker process (as
+    here) or pull the broker PC's network cable."""
+    at = dut.at
+    bring_up(dut, broker.plain_port, names.client_id)
+    broker.stop()
+    try:
+        wait_connection_broken(at, timeout=DROP_REPORTED_S)
+        expect_ceer(at, ResultType.CONNECTION_BROKEN)
+        assert status_of(at) != MqttStatus.MQTT_CONNECTED
+    finally:
+        broker.start()
+
+
+@pytest.mark.spec("MCONNECT-5")
+@pytest.mark.spec("GEN-4")
+def test_session_taken_over(dut: Device, broker: Broker, names) -> None:
+    """Result type 1 when another client connects with the same client id and the broker
+    closes the module's connection. Bench: the same (any MQTT client with that id)."""
+    at = dut.at
+    bring_up(dut, broker.plain_port, names.client_id)
+    assert broker.kick(names.client_id), "the broker did not see the module connected"
+    wait_connection_broken(at, timeout=DROP_REPORTED_S)
+    expect_ceer(at, ResultType.CONNECTION_BROKEN)
+    assert status_of(at) != MqttStatus.MQTT_CONNECTED
+
+
+@pytest.mark.spec("MCONNECT-5")
+@pytest.mark.spec("GEN-4")
+@pytest.mark.needs("fault injection")
+def test_keepalive_expires(dut: Device, broker: Broker, names, fault_injection) -> None:
+    """Result type 1 when the broker gives up on a silent client (1.5 × keep-alive without
+    a packet; mosquitto checks every few seconds). The module is made to stop sending
+    PINGREQ. Bench: block the path to the broker (firewall rule on the broker port) so
+    that no PINGREQ arrives; not automated, so skipped on hardware."""
+    at = dut.at
+    fault_injection.inject("stop_keepalive")
+    mark = broker.log_mark()
+    bring_up(dut, broker.plain_port, names.client_id, keepalive=1)
+    wait_connection_broken(at, timeout=1.5 * 1 + DROP_REPORTED_S)
+    assert re.search(rf"Client {re.escape(names.client_id)} has exceeded timeout",
+                     broker.log_since(mark)), "the broker did not time the client out"
+    expect_ceer(at, ResultType.CONNECTION_BROKEN)
+    assert status_of(at) != MqttStatus.MQTT_CONNECTED
+
+
+@pytest.mark.spec("MCONNECT-6")
+def test_mconnect_without_tcp(dut: Device, names, characterize) -> None:
+    """MCONNECT with no TCP connection is refused, with `+MCONNECT: FAILURE,<code>` or
+    ERROR (decision for the simulator: FAILURE,2)."""
+    at = dut.at
+    expect_result(at.mconfig(names.client_id), "MCONFIG", ResultType.NO_ERROR)
+    expect_status(at, MqttStatus.NO_CONNECTION)
+    outcome = at.mconnect(1, 30)
+    response = outcome.response
+    assert not outcome.ok, f"MCONNECT without TCP accepted: {response.summary()}"
+    assert response.error or (outcome.result is not None and not outcome.result.success)
+    got = response.final.text if response.error and response.final else (
+        response.result.text if response.result else response.summary()
+    )
+    characterize.record(
+        "MCONNECT-6",
+        response.command + " (no TCP connection)",
+        got,
+        outcome.result is not None and outcome.result.type == ResultType.BAD_PARAMETER,
+    )
+    expect_status(at, MqttStatus.NO_CONNECTION)

@@ -1,0 +1,111 @@
+"""The acceptance path end to end on the simulator, without hardware.
+
+A subset of the suites (GEN-2's URC spelling, MSUB-3's cut messages, and enough commands for
+the latency statistics) runs twice on firmware profile v3.2 and once on v3.3, each a real
+pytest run through the pty and mosquitto. v3.2 against itself must show no change; v3.3
+against v3.2 exactly what v3.3 changes: the two open points (GEN-2 urc_space, MSUB-3
+msub_len) and latency (x1.8 firmware time), with no test changing outcome. Then
+`hil run --baseline` does suites, comparison and report in one go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hil import cli
+from hil.acceptance.baseline import load
+from hil.acceptance.compare import compare
+from hil.acceptance.stats import Thresholds
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLURE = ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"
+SUBSET = ["suites/test_general.py", "suites/test_limits.py", "suites/test_status.py"]
+FLOW = "suites/test_general.py::test_result_urc_spelling"
+CUT = "suites/test_limits.py::test_incoming_message_cut_to_1360"
+#: Commands with a large firmware share of their response time: v3.3 must show them slower.
+SLOWER = {"MCONFIG", "MIPSTART", "MCONNECT", "MDISCONNECT", "MIPCLOSE"}
+
+
+def run_suites(folder: Path, profile: str) -> Path:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *SUBSET, "--sim-profile", profile,
+         "--report-dir", str(folder), "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("acceptance")
+    return {name: run_suites(base / name, profile)
+            for name, profile in (("a1", "v3.2"), ("a2", "v3.2"), ("b", "v3.3"))}
+
+
+@pytest.fixture(scope="module")
+def baselines(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    into = tmp_path_factory.mktemp("baselines")
+    assert cli.main(["baseline", "accept", str(runs["a1"]), "--into", str(into)]) == 0
+    return into
+
+
+@pytest.mark.timeout(600)
+def test_the_same_profile_twice_shows_no_change(runs, baselines, capsys) -> None:
+    assert cli.main(["compare", str(baselines), str(runs["a2"])]) == 0
+    print(capsys.readouterr().out)
+    c = compare(load(baselines), load(runs["a2"]), Thresholds())
+    assert c.outcomes == () and c.behaviours == () and c.problems == []
+    timed = [s for s in c.latency if s.verdict != "insufficient data"]
+    assert {s.command for s in timed} >= SLOWER  # enough samples to judge them
+
+
+@pytest.mark.timeout(600)
+def test_the_later_profile_shows_exactly_its_differences(runs, baselines, capsys) -> None:
+    markdown = runs["b"] / "compare.md"
+    assert cli.main(["compare", str(baselines), str(runs["b"]), "--markdown",
+                     str(markdown)]) == 1
+    print(capsys.readouterr().out)
+    c = compare(load(baselines), load(runs["b"]), Thresholds())
+    assert c.baseline.revision == "L506_V3.2_MQTT_B20171031"
+    assert c.candidate.revision == "L506_V3.3_MQTT_B20180315"
+    assert c.outcomes == ()
+    changed = [(b.clause, b.test, b.before.follows, b.after.follows) for b in c.behaviours
+               if b.before is not None and b.after is not None]
+    assert len(changed) == len(c.behaviours)
+    assert changed == [("GEN-2", FLOW, True, False)] * 9 + [
+        ("MSUB-3", f"{CUT}[1361]", True, False), ("MSUB-3", f"{CUT}[4096]", True, False)]
+    assert [b.after.got for b in c.behaviours[:2]] == [
+        "+MCONFIG:SUCCESS,0", "+MIPSTART:SUCCESS,0"]
+    verdicts = {s.command: s.verdict for s in c.latency}
+    assert {cmd for cmd, v in verdicts.items() if v == "regression"} >= SLOWER
+    assert "improvement" not in verdicts.values()
+    assert all(s.p50_shift is None or s.p50_shift > 0 for s in c.latency
+               if s.verdict != "unchanged")
+    assert c.throughput == ()
+    assert "| GEN-2 | test_result_urc_spelling |" in markdown.read_text()
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not os.access(ALLURE, os.X_OK), reason="the Allure command line is missing")
+def test_hil_run_with_a_baseline_runs_compares_and_reports(baselines, tmp_path) -> None:
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "hil.cli", "run", "--reports", str(reports), "--baseline",
+         str(baselines), "--sim-profile", "v3.3", FLOW, f"{CUT}[1361]"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "verdict    NOT ACCEPTABLE: 10 open-point behaviour(s) changed" in done.stdout
+    run = (reports / "latest").resolve()
+    assert "| MSUB-3 |" in (run / "compare.md").read_text()
+    cases = [json.loads(p.read_text())
+             for p in (run / "html" / "data" / "test-cases").glob("*.json")]
+    [page] = [c for c in cases if c["name"].startswith("Firmware acceptance vs ")]
+    assert page["status"] == "failed" and "GEN-2" in page["descriptionHtml"]
+    assert {a["name"] for a in page["testStage"]["attachments"]} >= {"compare.md",
+                                                                     "compare.html"}

@@ -1,0 +1,324 @@
+"""Timing records: command names, samples, percentiles, the files and plots, the pytest plugin."""
+
+from __future__ import annotations
+
+import csv
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hil.at.channel import Response, Timing
+from hil.at.framer import Line
+from hil.at.transcript import Transcript
+from hil.report.timing import (
+    Sample,
+    TimingRecorder,
+    aggregate,
+    command_key,
+    line_bytes,
+    line_rate_fraction,
+    line_seconds,
+    percentile,
+    plot_latency,
+    plot_mpubex_throughput,
+    sample_from,
+    stats,
+    timings_document,
+    write_csv,
+)
+
+pytest_plugins = ["pytester"]
+
+MS = 1_000_000
+PNG = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("AT", "AT"),
+        ("at", "AT"),
+        ("ATE1", "ATE"),
+        ("ATE0", "ATE"),
+        ("ATI", "ATI"),
+        ("AT&F", "AT&F"),
+        ("AT+MPUBEX=hil/t,1,0,1360", "MPUBEX"),
+        ("AT+ MIPCLOSE", "MIPCLOSE"),
+        ("AT+MQTTSTATU", "MQTTSTATU"),
+        ("AT+CGATT?", "CGATT?"),
+        ("AT+CGATT=1", "CGATT"),
+        ("AT+CGATT=?", "CGATT=?"),
+        ("AT+mpub=a,0,0,x", "MPUB"),
+        ("HELLO", "(raw)"),
+        ("", "(raw)"),
+        ("AT+", "(raw)"),
+    ],
+)
+def test_command_key(text: str, key: str) -> None:
+    assert command_key(text) == key
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    values = [1.0, 2.0, 3.0, 4.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 50) == 2.5
+    assert percentile(values, 100) == 4.0
+    assert percentile(values, 95) == pytest.approx(3.85)
+    assert percentile([7.0], 99) == 7.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_stats_of_values_and_of_none() -> None:
+    s = stats([5.0, 1.0, 3.0])
+    assert s is not None
+    assert (s.n, s.min, s.p50, s.max, s.mean) == (3, 1.0, 3.0, 5.0, 3.0)
+    assert stats([]) is None
+    assert s.as_dict()["n"] == 3
+
+
+def _line(text: bytes, t_ns: int) -> Line:
+    return Line.of(text, t_ns)
+
+
+def _response(command: str, *, sent: int = 0, first: int | None = 1 * MS,
+              prompt: int | None = None, final: int | None = 3 * MS, result: int | None = None,
+              final_text: bytes = b"OK", result_text: bytes | None = None,
+              data_sent: bool = False) -> Response:
+    timing = Timing(sent, first, final, result, prompt)
+    return Response(
+        command=command,
+        echo=None,
+        lines=[],
+        final=None if final is None else _line(final_text, final),
+        result=None if result is None else _line(result_text or b"", result),
+        timing=timing,
+        data_sent=data_sent,
+    )
+
+
+def test_sample_from_a_response_has_its_figures() -> None:
+    r = _response("AT+MSUB=hil/t,1", sent=10 * MS, first=11 * MS, final=13 * MS,
+                  result=25 * MS, result_text=b"+MSUB: SUCCESS")
+    s = sample_from(r, test="t::x", phase="call", start_ns=0, budget_ms=10.0)
+    assert (s.command, s.test, s.phase, s.t_s) == ("MSUB", "t::x", "call", 0.01)
+    assert (s.first_byte_ms, s.final_ms, s.result_ms, s.total_ms) == (1.0, 3.0, 15.0, 15.0)
+    assert (s.final, s.result) == ("OK", "+MSUB: SUCCESS")
+    assert s.over_budget and s.budget_ms == 10.0
+    assert s.prompt_ms is None and s.figures() == {
+        "first_byte_ms": 1.0, "final_ms": 3.0, "result_ms": 15.0, "total_ms": 15.0}
+
+
+def test_sample_from_mpubex_knows_qos_and_data_length() -> None:
+    r = _response("AT+MPUBEX=hil/a,b,2,0,1360", prompt=2 * MS, final=120 * MS,
+                  result=130 * MS, result_text=b"+MPUBEX: SUCCESS", data_sent=True)
+    s = sample_from(r, shown="AT+MPUBEX=****")
+    assert (s.command, s.qos, s.data_bytes, s.prompt_ms, s.text) == (
+        "MPUBEX", 2, 1360, 2.0, "AT+MPUBEX=****")
+    refused = sample_from(_response("AT+MPUBEX=t,0,0,1361", final_text=b"ERROR"))
+    assert refused.data_bytes == 0 and refused.final == "ERROR"
+
+
+def test_sample_without_final_has_no_total() -> None:
+    s = sample_from(_response("AT", final=None, first=None))
+    assert s.total_ms is None and s.figures() == {}
+    assert not s.over_budget
+
+
+def _samples() -> list[Sample]:
+    out = []
+    for i in range(10):
+        out.append(sample_from(_response("AT", final=(1 + i) * MS), test="a", budget_ms=5.0))
+    out.append(sample_from(
+        _response("AT+MPUBEX=t,1,0,1360", prompt=1 * MS, final=100 * MS, result=110 * MS,
+                  result_text=b"+MPUBEX: SUCCESS", data_sent=True), test="b"))
+    return out
+
+
+def test_aggregate_per_command_and_metric() -> None:
+    agg = aggregate(_samples())
+    assert list(agg) == ["AT", "MPUBEX"]
+    at = agg["AT"]["total_ms"]
+    assert (at.n, at.min, at.max, at.p50) == (10, 1.0, 10.0, 5.5)
+    assert "result_ms" not in agg["AT"]
+    assert agg["MPUBEX"]["prompt_ms"].p50 == 1.0
+
+
+def test_csv_has_a_row_per_command_and_metric(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "timings.csv", _samples())
+    rows = list(csv.DictReader(path.open()))
+    assert rows[0].keys() >= {"command", "metric", "n", "min_ms", "p50_ms", "p95_ms",
+                              "p99_ms", "max_ms", "budget_ms", "over_budget"}
+    total = next(r for r in rows if r["command"] == "AT" and r["metric"] == "total")
+    assert (total["n"], total["budget_ms"], total["over_budget"]) == ("10", "5", "5")
+    assert float(total["p99_ms"]) == pytest.approx(9.91)
+
+
+def test_json_document_keeps_samples_and_over_budget() -> None:
+    doc = timings_document(_samples(), {"dut": "simulator"})
+    assert doc["dut"] == "simulator" and doc["schema"] == 1
+    assert doc["commands"]["AT"]["total"]["n"] == 10
+    assert doc["commands"]["AT"]["budget_ms"] == 5.0
+    assert len(doc["over_budget"]) == 5 and len(doc["samples"]) == 11
+    json.dumps(doc)  # serialisable as it is
+
+
+def test_plots_are_pngs_and_none_without_data(tmp_path: Path) -> None:
+    samples = _samples()
+    latency = plot_latency(samples, tmp_path / "plots" / "latency.png")
+    thru = plot_mpubex_throughput(samples, tmp_path / "plots" / "mpubex.png", 115200)
+    assert latency is not None and latency.read_bytes().startswith(PNG)
+    assert thru is not None and thru.read_bytes().startswith(PNG)
+    assert plot_latency([], tmp_path / "none.png") is None
+    assert plot_mpubex_throughput(samples[:3], tmp_path / "none.png", 115200) is None
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_recorder_writes_the_run_files(tmp_path: Path) -> None:
+    recorder = TimingRecorder(start_ns=0)
+    for s in _samples():
+        recorder.add(s)
+    written = recorder.write(tmp_path, {"rig": "x"}, baud=115200)
+    assert set(written) == {"timings.csv", "timings.json", "latency.png",
+                            "mpubex_throughput.png"}
+    assert json.loads((tmp_path / "timings.json").read_text())["baud"] == 115200
+
+
+def test_line_bytes_and_rate() -> None:
+    t = Transcript(start_ns=0)
+    t.record_tx(b"AT\r", 10)
+    t.record_rx(b"AT\r\r\nOK\r\n", 20)
+    t.record_rx(b"late", 40)
+    assert line_bytes(t, 0, 30) == (3, 9)
+    assert line_bytes(t, 15, 40) == (0, 13)
+    assert line_seconds(11520, 115200) == pytest.approx(1.0)
+    assert line_rate_fraction(11520, 115200, 2.0) == pytest.approx(0.5)
+    assert line_rate_fraction(1, 115200, 0.0) is None
+
+
+# ---------------------------------------------------------------------------- the plugin
+
+_CONFTEST = '''
+import pytest
+from hil.at.channel import Response, Timing
+from hil.device import Device
+from hil.at.framer import Line
+from hil.at.transcript import Transcript
+
+
+class FakeChannel:
+    baudrate = 115200
+
+    def __init__(self):
+        self.observer = None
+        self.transcript = Transcript()
+
+    def answer(self, command, total_ms, secret=None):
+        if secret:
+            self.transcript.mask_secret(secret)
+        ns = int(total_ms * 1e6)
+        r = Response(command, None, [], Line.of(b"OK", ns), None, Timing(0, ns // 2, ns))
+        if self.observer is not None:
+            self.observer(r)
+        return r
+
+
+@pytest.fixture(scope="session")
+def device():
+    return Device(at=None, channel=FakeChannel(), kind="hardware")
+'''
+
+_TESTS = '''
+import pytest
+
+
+def test_fast(device):
+    device.channel.answer("AT", 1.0)
+
+
+def test_slow(device):
+    device.channel.answer("AT+MQTTSTATU", 700.0)
+    device.channel.answer("AT+MCONFIG=id,user,s3cret", 2.0, secret="s3cret")
+
+
+@pytest.mark.budget(MQTTSTATU=1000)
+def test_slow_with_a_marker(device):
+    device.channel.answer("AT+MQTTSTATU", 700.0)
+
+
+@pytest.mark.budget(None)
+def test_unchecked(device):
+    device.channel.answer("AT+MQTTSTATU", 5000.0)
+
+
+def test_without_device():
+    pass
+'''
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A pytester whose runs import the project's `fixtures` package."""
+    import os
+
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    return pytester
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makeconftest(_CONFTEST)
+    pytester.makepyfile(test_budgeted=_TESTS)
+    return pytester.runpytest_subprocess(
+        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "fixtures.dut",
+        "-p", "fixtures.timing", f"--rig={ROOT / 'rigs' / 'simulator.toml'}",
+        f"--report-dir={pytester.path / 'run'}", *args,
+    )
+
+
+def test_plugin_fails_a_test_over_budget_and_writes_the_run_files(
+    pytester: pytest.Pytester,
+) -> None:
+    result = _run(pytester, "--budget-mode", "fail", "--budget", "MQTTSTATU=500")
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines([
+        "*BudgetExceeded*",
+        "*'AT+MQTTSTATU' (MQTTSTATU) answered in 700.0 ms, over its budget of 500 ms*",
+    ])
+    run = pytester.path / "run"
+    rows = list(csv.DictReader((run / "timings.csv").open()))
+    statu = next(r for r in rows if r["command"] == "MQTTSTATU" and r["metric"] == "total")
+    assert (statu["n"], statu["budget_ms"], statu["over_budget"]) == ("3", "500", "1")
+    doc = json.loads((run / "timings.json").read_text())
+    assert doc["budgets"]["mode"] == "fail"
+    assert {s["test"].split("::")[1] for s in doc["samples"]} == {
+        "test_fast", "test_slow", "test_slow_with_a_marker", "test_unchecked"}
+    assert "s3cret" not in (run / "timings.json").read_text()
+    assert (run / "plots" / "latency.png").read_bytes().startswith(PNG)
+
+
+def test_plugin_only_warns_in_warn_mode(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--budget", "MQTTSTATU=500")  # the simulator rig says warn
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["*BudgetWarning*test_slow*over its budget of 500 ms*"])
+
+
+def test_bad_budget_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = _run(pytester, "--budget", "MQTTSTATU=fast")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--budget*'fast' is not a number*"])
+
+
+def test_step_title_names_the_figures() -> None:
+    from fixtures.timing import step_title
+    from hil.report.budgets import Violation
+
+    s = sample_from(_response("AT+MSUB=t,1", first=1 * MS, final=3 * MS, result=15 * MS,
+                              result_text=b"+MSUB: SUCCESS"))
+    assert step_title(s, None) == "AT+MSUB=t,1 → OK 3.00 ms, +MSUB: SUCCESS 15.0 ms"
+    over = step_title(s, Violation("MSUB", "AT+MSUB=t,1", 15.0, 10.0))
+    assert over.endswith("(over budget: 15.0 > 10 ms)")
+    assert textwrap.shorten(over, 20)
