@@ -21,12 +21,21 @@ def mask_text(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def mask_bytes(data: bytes, secrets: Iterable[str]) -> bytes:
-    """Same-length masking: offsets and sizes in raw logs stay true."""
+def mask_bytes(
+    data: bytes, secrets: Iterable[str]
+) -> tuple[bytes, list[tuple[int, int]]]:
+    """Same-length masking, so offsets and sizes in raw logs stay true; also returns the
+    masked spans (offset, length), so a reader knows which bytes are not the device's."""
+    masked = bytearray(data)
+    spans: list[tuple[int, int]] = []
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         raw = secret.encode("utf-8")
-        data = data.replace(raw, b"*" * len(raw))
-    return data
+        at = masked.find(raw)
+        while at >= 0:
+            masked[at : at + len(raw)] = b"*" * len(raw)
+            spans.append((at, len(raw)))
+            at = masked.find(raw, at + len(raw))
+    return bytes(masked), sorted(spans)
 
 
 def scan(folder: Path, secrets: Iterable[str]) -> list[tuple[Path, int]]:

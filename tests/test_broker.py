@@ -13,6 +13,7 @@ import trustme
 from fixtures.peer import ConnectRefused, Peer, PeerFactory
 from hil.broker import (
     AUTH,
+    PLAIN,
     PLAIN6,
     TLS,
     TLS_AUTH,
@@ -21,7 +22,8 @@ from hil.broker import (
     BrokerError,
     find_program,
 )
-from hil.broker.config import render_acl
+from hil.broker import broker as broker_module
+from hil.broker.config import Listener, render_acl
 
 
 def _tls_handshake(port: int, context: ssl.SSLContext) -> str:
@@ -202,3 +204,20 @@ def test_next_test_finds_the_broker_running_again(
 ) -> None:
     assert broker.running
     assert peer_factory(listener=TLS).connected
+
+
+def test_rig_bind_address_and_fixed_ports_are_used(tmp_path: Path) -> None:
+    """A rig chooses the address the broker listens on and fixes the plain and TLS ports
+    (another loopback address here: the test never listens beyond this machine)."""
+    fixed_plain, fixed_tls = broker_module._free_ports(["127.0.0.2", "127.0.0.2"])
+    with Broker(tmp_path, bind="127.0.0.2", plain_port=fixed_plain, tls_port=fixed_tls) as b:
+        assert (b.plain_port, b.tls_port) == (fixed_plain, fixed_tls)
+        assert f"listener {fixed_plain} 127.0.0.2" in b.config_path.read_text()
+        with socket.create_connection(("127.0.0.2", fixed_plain), timeout=2):
+            pass
+
+
+def test_clients_here_dial_loopback_for_a_wildcard_bind() -> None:
+    assert Listener(PLAIN, 1883, "0.0.0.0").local_address == "127.0.0.1"
+    assert Listener(PLAIN, 1883, "::").local_address == "::1"
+    assert Listener(PLAIN, 1883, "127.0.0.2").local_address == "127.0.0.2"

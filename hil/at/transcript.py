@@ -2,22 +2,25 @@
 
 Two records side by side: the raw bytes of each direction, byte-exact, and the decoded
 events (lines with their kind, prompts, notes) with `time.monotonic_ns()` stamps. The raw
-files are the evidence and are never altered; the log is for people and has secrets masked.
+files are the evidence: only secrets are overwritten, in place, and listed; the log is for
+people.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hil.masking import mask_bytes, mask_text
+
 RX = "<-"  # from the device
 TX = "->"  # to the device
 NOTE = "--"  # said by the harness itself
 
-MASK = "****"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +49,10 @@ def printable(text: str) -> str:
 class Transcript:
     """Thread-safe record of both directions; the reader thread and the test thread write.
 
-    `rx.bin` and `tx.bin` are the raw evidence, byte-exact and unmasked: they may contain
-    the passwords that `mask` hides in `transcript.log`. Keep them where the report keeps
-    its other raw artefacts.
+    `rx.bin` and `tx.bin` are the raw evidence: every byte that crossed the line, in order,
+    except the secrets in `mask` (the passwords of MCONFIG, echoed back by the module), which
+    are overwritten by `*` of the same length and listed in `masked.json` (direction, offset,
+    length). Nothing else is altered; `transcript.log` is the decoded view for people.
     """
 
     def __init__(self, mask: Iterable[str] = (), start_ns: int | None = None) -> None:
@@ -104,20 +108,25 @@ class Transcript:
             rx = sum(len(data) for _, data in self._chunks[RX])
             tx = sum(len(data) for _, data in self._chunks[TX])
         lines = [
-            f"# rx {rx} bytes, tx {tx} bytes; rx.bin/tx.bin hold them raw and unmasked;"
+            f"# rx {rx} bytes, tx {tx} bytes; rx.bin/tx.bin hold them raw (secrets masked);"
             f" times in ms from start"
         ]
         for event in self.events():
             text = event.text
-            for secret in secrets:
-                text = text.replace(secret, MASK)
+            text = mask_text(text, secrets)
             ms = (event.t_ns - self.start_ns) / 1e6
             lines.append(f"{ms:11.3f} {event.direction} {event.kind:<7} {printable(text)}")
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path) -> None:
-        """Write rx.bin, tx.bin (raw evidence) and transcript.log into `folder`."""
+        """Write rx.bin, tx.bin (raw, secrets masked in place), masked.json and transcript.log."""
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "rx.bin").write_bytes(self.rx_bytes())
-        (folder / "tx.bin").write_bytes(self.tx_bytes())
+        with self._lock:
+            secrets = list(self.mask)
+        spans = {}
+        for name, data in (("rx", self.rx_bytes()), ("tx", self.tx_bytes())):
+            raw, spans[name] = mask_bytes(data, secrets)
+            (folder / f"{name}.bin").write_bytes(raw)
+        if spans["rx"] or spans["tx"]:
+            (folder / "masked.json").write_text(json.dumps(spans) + "\n", encoding="utf-8")
         (folder / "transcript.log").write_text(self.render(), encoding="utf-8")

@@ -111,6 +111,9 @@ class Broker:
         ipv6: bool = False,
         max_keepalive: int = 65535,
         tls_max_version: str | None = "TLSv1.2",
+        bind: str = "127.0.0.1",
+        plain_port: int = 0,
+        tls_port: int = 0,
     ) -> None:
         self.folder = Path(folder)
         self.binary = find_program("mosquitto") if binary is None else self._checked(binary)
@@ -119,6 +122,8 @@ class Broker:
         self._ipv6 = ipv6
         self._max_keepalive = max_keepalive
         self._tls_max_version = tls_max_version
+        self._bind = bind
+        self._fixed = {PLAIN: plain_port, TLS: tls_port}
         self._listeners = self._pick_listeners()
         self._tls: TlsMaterial | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -136,19 +141,26 @@ class Broker:
         return path
 
     def _pick_listeners(self) -> tuple[Listener, ...]:
+        """Free ports on the bind address; the plain and TLS ports a rig fixes are kept.
+
+        A real module on its own network needs the broker on an address it can reach
+        (the rig's `[broker] bind`) and often on the ports configured in its firmware.
+        """
+        bind = self._bind
         specs = [
-            Listener(PLAIN, 0),
-            Listener(AUTH, 0, auth=True),
-            Listener(TLS, 0, tls=True),
-            Listener(TLS_AUTH, 0, tls=True, auth=True),
-            Listener(TLS_REFUSING, 0, tls=True, require_certificate=True),
+            Listener(PLAIN, 0, bind),
+            Listener(AUTH, 0, bind, auth=True),
+            Listener(TLS, 0, bind, tls=True),
+            Listener(TLS_AUTH, 0, bind, tls=True, auth=True),
+            Listener(TLS_REFUSING, 0, bind, tls=True, require_certificate=True),
         ]
         if self._ipv6:
             specs.append(Listener(PLAIN6, 0, address="::1"))
-        ports = _free_ports([spec.address for spec in specs])
+        free = iter(_free_ports([s.address for s in specs if not self._fixed.get(s.name)]))
         return tuple(
-            Listener(s.name, port, s.address, s.tls, s.auth, s.require_certificate)
-            for s, port in zip(specs, ports, strict=True)
+            Listener(s.name, self._fixed.get(s.name) or next(free), s.address, s.tls, s.auth,
+                     s.require_certificate)
+            for s in specs
         )
 
     # --- files -------------------------------------------------------------------------
@@ -308,7 +320,7 @@ class Broker:
 
     def _accepts(self, listener: Listener) -> bool:
         try:
-            raw = socket.create_connection((listener.address, listener.port), timeout=0.5)
+            raw = socket.create_connection((listener.local_address, listener.port), timeout=0.5)
         except OSError:
             return False
         with raw:
@@ -469,7 +481,7 @@ class Broker:
         kicker.on_connect = on_connect
         kicker.connect_timeout = timeout
         try:
-            kicker.connect(self.host, self.plain_port, keepalive=60)
+            kicker.connect(self.listener(PLAIN).local_address, self.plain_port, keepalive=60)
         except OSError as exc:
             raise BrokerError(f"kick({client_id!r}): cannot reach {self.host}:{self.plain_port}: "
                               f"{exc}") from exc

@@ -30,6 +30,11 @@ class Listener:
     require_certificate: bool = False
 
     @property
+    def local_address(self) -> str:
+        """The address a client on this machine dials: loopback for a wildcard bind."""
+        return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.address, self.address)
+
+    @property
     def url(self) -> str:
         """``mqtt://`` or ``mqtts://`` address, with IPv6 literals bracketed."""
         host = f"[{self.address}]" if ":" in self.address else self.address
