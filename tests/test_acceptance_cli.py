@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hil import cli
-from hil.acceptance.baseline import load, throughput_figures
+from hil.acceptance.baseline import load
 from hil.acceptance.cli import gate
 from hil.acceptance.stats import Thresholds
 
@@ -125,6 +125,17 @@ def test_accepting_twice_needs_force(accepted: Path, tmp_path: Path, capsys) -> 
     assert hil("baseline", "accept", run, "--into", accepted, "--force") == 0
 
 
+def test_a_run_without_firmware_identity_is_not_accepted(tmp_path: Path, capsys) -> None:
+    run = write_run(tmp_path / "runs" / "lost")
+    results = json.loads((run / "results.json").read_text())
+    results["run"]["identity"] = {}
+    (run / "results.json").write_text(json.dumps(results))
+    (run / "characterization.json").unlink()
+    assert hil("baseline", "accept", run, "--into", tmp_path / "baselines") == 2
+    assert "no ATI/CGMR identity" in capsys.readouterr().err
+    assert not (tmp_path / "baselines").exists()
+
+
 def test_same_firmware_again_compares_clean(accepted: Path, tmp_path: Path, capsys) -> None:
     again = write_run(tmp_path / "runs" / "a2", seed=1)
     assert hil("compare", accepted, again) == 0
@@ -236,13 +247,3 @@ def test_hil_run_refuses_a_bad_baseline_before_running(tmp_path: Path, capsys) -
     assert hil("run", "--reports", tmp_path / "reports", "--baseline", tmp_path / "nowhere") == 2
     assert "--baseline" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
-
-
-def test_the_earlier_throughput_layout_is_read() -> None:
-    figures = throughput_figures({"baud": 115200, "qos": {"1": {
-        "messages_per_s": 7.28, "payload_bytes_per_s": 9897.0,
-        "latency_ms": {"min": 118.8, "median": 119.6, "max": 123.2},
-        "line_rate_fraction": 0.882}}})
-    assert figures == {"qos1": {"messages_per_s": 7.28, "payload_bytes_per_s": 9897.0,
-                                "line_rate_fraction": 0.882,
-                                "data_to_subscriber_p50_ms": 119.6}}

@@ -20,6 +20,7 @@ from hil.acceptance.compare import (
     render_text,
 )
 from hil.acceptance.stats import Thresholds
+from hil.categories import classify
 
 T = Thresholds()
 FLOW = "suites/test_general.py::test_result_urc_spelling"
@@ -181,9 +182,17 @@ def test_the_allure_page_is_an_allure_result(tmp_path: Path) -> None:
     result = json.loads(result_file.read_text())
     assert result["name"] == "Firmware acceptance vs base"
     assert result["status"] == "failed" and result["stage"] == "finished"
-    assert result["statusDetails"]["message"].startswith("NOT ACCEPTABLE")
-    assert "<table" in result["descriptionHtml"]
+    assert result["statusDetails"]["message"].startswith("AssertionError: NOT ACCEPTABLE")
+    assert classify(result["statusDetails"]["message"]) == "Firmware defect"
+    assert "<b>verdict</b>: NOT ACCEPTABLE" in result["descriptionHtml"]
     assert {"name": "suite", "value": "Firmware acceptance"} in result["labels"]
+    sections = {step["name"].split(" (")[0].split(":")[0]: step for step in result["steps"]}
+    assert [(s["status"], len(s.get("steps", []))) for s in sections.values()] == [
+        ("passed", 0), ("failed", 1), ("passed", 2), ("passed", 2)]
+    [gen2] = sections["Open points"]["steps"]
+    assert gen2["name"] == ("GEN-2 · test_result_urc_spelling · "
+                            "+MCONFIG:SUCCESS,0 (deviates)")
+    assert {"name": "gating", "value": "yes"} in gen2["parameters"]
     names = {a["name"]: a for a in result["attachments"]}
     assert set(names) == {"compare.md", "compare.html", "compare.txt"}
     assert (tmp_path / names["compare.md"]["source"]).read_text().startswith("# Firmware")
@@ -192,6 +201,6 @@ def test_the_allure_page_is_an_allure_result(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("status", ["passed", "broken"])
 def test_allure_page_status(status: str) -> None:
-    page = allure_page("base", status, "why", "<p>why</p>", [], now_ms=1000)  # type: ignore[arg-type]
+    page = allure_page("base", status, "why", "<p>why</p>", [], now_ms=1000)
     assert page.result.status == status and page.files == {}
     assert page.result.start == page.result.stop == 1000

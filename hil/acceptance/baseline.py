@@ -156,14 +156,6 @@ _THROUGHPUT_FIGURES = {
     "publish_latency_p50_ms": ("publish_latency_ms", "p50"),
     "end_to_end_latency_p50_ms": ("end_to_end_latency_ms", "p50"),
 }
-#: The layout of suites/test_mpubex.py: {"qos": {"0": {...}}}; its latency and line fraction
-#: are measured otherwise, so they keep names of their own.
-_THROUGHPUT_FIGURES_V0 = {
-    "messages_per_s": ("messages_per_s",),
-    "payload_bytes_per_s": ("payload_bytes_per_s",),
-    "line_rate_fraction": ("line_rate_fraction",),
-    "data_to_subscriber_p50_ms": ("latency_ms", "median"),
-}
 
 
 def _dig(data: Any, keys: tuple[str, ...]) -> float | None:
@@ -176,22 +168,15 @@ def _dig(data: Any, keys: tuple[str, ...]) -> float | None:
 
 
 def throughput_figures(document: Any) -> dict[str, dict[str, float]]:
-    """series → figure → value from a throughput.json, whichever of its layouts."""
+    """series → figure → value from a throughput.json (suites/test_throughput.py): each
+    table with a messages_per_s is a series (qos0, qos1…)."""
     if not isinstance(document, dict):
         return {}
-    series: dict[str, tuple[Any, dict[str, tuple[str, ...]]]] = {}
+    out = {}
     for name, value in document.items():
         if isinstance(value, dict) and "messages_per_s" in value:
-            series[name] = (value, _THROUGHPUT_FIGURES)
-    old = document.get("qos")
-    if isinstance(old, dict):
-        for qos, value in old.items():
-            series[f"qos{qos}"] = (value, _THROUGHPUT_FIGURES_V0)
-    out = {}
-    for name, (value, paths) in series.items():
-        figures = {f: v for f, keys in paths.items() if (v := _dig(value, keys)) is not None}
-        if figures:
-            out[name] = figures
+            out[name] = {f: v for f, keys in _THROUGHPUT_FIGURES.items()
+                         if (v := _dig(value, keys)) is not None}
     return out
 
 
@@ -330,6 +315,9 @@ def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
 def accept(snapshot: Snapshot, into: Path, *, by: str, now: datetime, note: str = "",
            force: bool = False) -> Path:
     """Keep a run's snapshot as the accepted baseline of its model; returns the file."""
+    if "unknown" in (snapshot.model, snapshot.revision):
+        raise SnapshotError(f"{snapshot.source}: the run does not say which firmware it "
+                            "tested (no ATI/CGMR identity): nothing to accept")
     target = baseline_path(into, snapshot)
     if target.exists() and not force:
         raise SnapshotError(f"{target} exists: firmware {snapshot.revision} already has a "

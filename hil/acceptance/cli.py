@@ -12,6 +12,7 @@ import getpass
 import html
 import os
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,10 +35,12 @@ from hil.acceptance.compare import (
     CannotCompare,
     Comparison,
     allure_page,
+    allure_steps,
     compare,
     render_html,
     render_markdown,
     render_text,
+    summary_html,
 )
 from hil.acceptance.stats import Thresholds
 from hil.rig import RigError, load_rig
@@ -96,25 +99,33 @@ def compare_main(args: argparse.Namespace) -> int:
         print(f"hil compare: cannot compare: {exc}", file=sys.stderr)
         return CANNOT_COMPARE
     print(render_text(comparison), end="")
-    if args.markdown is not None:
-        args.markdown.write_text(render_markdown(comparison), encoding="utf-8")
-        print(f"hil compare: Markdown in {args.markdown}")
-    if args.allure_results is not None:
-        write_allure(args.allure_results, page_of(comparison))
+    try:
+        if args.markdown is not None:
+            args.markdown.write_text(render_markdown(comparison), encoding="utf-8")
+            print(f"hil compare: Markdown in {args.markdown}")
+        if args.allure_results is not None:
+            write_allure(args.allure_results, page_of(comparison))
+    except OSError as exc:
+        print(f"hil compare: cannot write the comparison: {exc}", file=sys.stderr)
+        return CANNOT_COMPARE
     return comparison.exit_code
 
 
 def page_of(comparison: Comparison) -> AllurePage:
-    """The Allure page for a comparison, with its Markdown and HTML attached."""
-    status = "failed" if comparison.exit_code else "passed"
-    detail = "\n".join(comparison.problems)
-    body = render_html(comparison)
+    """The Allure page for a comparison: the findings as steps, the tables attached. A
+    failure's message starts with AssertionError so hil.categories files it under
+    firmware defects, like a failed test."""
+    failed = bool(comparison.exit_code)
+    detail = "".join(f"\n{p}" for p in comparison.problems)
+    now_ms = int(time.time() * 1000)
     return allure_page(
-        comparison.baseline.label, status,
-        comparison.summary + (f"\n{detail}" if detail else ""), body,
-        [("compare.md", render_markdown(comparison), "text/markdown", "md"),
-         ("compare.html", body, "text/html", "html"),
+        comparison.baseline.label, "failed" if failed else "passed",
+        ("AssertionError: " if failed else "") + comparison.summary + detail,
+        summary_html(comparison),
+        [("compare.html", render_html(comparison), "text/html", "html"),
+         ("compare.md", render_markdown(comparison), "text/markdown", "md"),
          ("compare.txt", render_text(comparison, width=200), "text/plain", "txt")],
+        allure_steps(comparison, now_ms), now_ms,
     )
 
 

@@ -13,8 +13,8 @@
   more or fewer suites does not look like a shift.
 - Throughput figures (MPUBEX-4): one figure per run, so a plain relative threshold.
 
-Renderers: a terminal table, Markdown, HTML, and an Allure test result that puts the HTML
-on the report's page "Firmware acceptance vs <baseline>".
+Renderers: a terminal table, Markdown, HTML, and the report's page "Firmware acceptance vs
+<baseline>": an Allure test result whose steps are the findings, the tables attached.
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from allure_commons.model2 import Attachment, Label, StatusDetails, TestResult
+from allure_commons.model2 import (
+    Attachment,
+    Label,
+    Parameter,
+    StatusDetails,
+    TestResult,
+    TestStepResult,
+)
 from allure_commons.utils import md5
 
 from hil.acceptance.baseline import Behaviour, Snapshot, normalize
@@ -35,6 +42,8 @@ from hil.acceptance.stats import LatencyShift, Thresholds, judge
 ACCEPTABLE = 0
 REGRESSIONS = 1
 CANNOT_COMPARE = 2
+
+Status = Literal["passed", "failed", "broken", "skipped"]
 
 _FAILING = frozenset({"failed", "error"})
 _PASSING = frozenset({"passed", "xpassed"})
@@ -60,7 +69,6 @@ class BehaviourChange:
     sent: str
     before: Behaviour | None  # None: not recorded in that run
     after: Behaviour | None
-    decision: str
 
     @property
     def gating(self) -> bool:
@@ -98,8 +106,8 @@ class Comparison:
         """One line per finding that makes the candidate not acceptable."""
         out = [f"{c.test}: {c.before or 'not run'} -> {c.after}"
                for c in self.outcomes if c.kind == "regression"]
-        out += [f"{b.clause} ({_short(b.test)}): behaviour changed" for b in self.behaviours
-                if b.gating]
+        out += [f"{b.clause} ({_short(b.test)}): {_behaviour(b.before)} -> {_behaviour(b.after)}"
+                for b in self.behaviours if b.gating]
         out += [f"{s.command} latency: {s.reason}" for s in self.latency
                 if s.verdict == "regression"]
         out += [f"throughput {t.series} {t.figure}: {t.before:g} -> {t.after:g}"
@@ -123,10 +131,14 @@ class Comparison:
         found = [f"{n} {what}" for n, what in counts if n]
         if found:
             return "NOT ACCEPTABLE: " + ", ".join(found)
-        changed = (any(c.kind == "improvement" for c in self.outcomes)
-                   or any(s.verdict == "improvement" for s in self.latency)
-                   or any(t.verdict == "improvement" for t in self.throughput))
-        return "ACCEPTABLE: " + ("improvements only" if changed else "no change")
+        better = (sum(c.kind == "improvement" for c in self.outcomes)
+                  + sum(s.verdict == "improvement" for s in self.latency)
+                  + sum(t.verdict == "improvement" for t in self.throughput))
+        other = (sum(c.kind == "changed" for c in self.outcomes)
+                 + sum(not b.gating for b in self.behaviours))
+        shown = [f"{n} {what}" for n, what in ((better, "improvement(s)"),
+                                               (other, "other change(s) shown")) if n]
+        return "ACCEPTABLE: " + (", ".join(shown) or "no change")
 
 
 # ---------------------------------------------------------------------------- comparing
@@ -181,8 +193,7 @@ def behaviour_changes(baseline: Snapshot, candidate: Snapshot,
                 continue
             shown = a or b
             assert shown is not None
-            out.append(BehaviourChange(clause, key[0], normalize(shown.sent), b, a,
-                                       shown.decision))
+            out.append(BehaviourChange(clause, key[0], normalize(shown.sent), b, a))
     return out
 
 
@@ -209,8 +220,6 @@ HIGHER_IS_BETTER = {
     "line_fraction": True,
     "publish_latency_p50_ms": False,
     "end_to_end_latency_p50_ms": False,
-    "line_rate_fraction": True,
-    "data_to_subscriber_p50_ms": False,
 }
 
 
@@ -268,9 +277,14 @@ def compare(baseline: Snapshot, candidate: Snapshot, thresholds: Thresholds) -> 
 
 @dataclass(frozen=True)
 class Table:
+    """One section of the report; `statuses` (one per row: failed, passed or skipped) and
+    `name_columns` (the cells that name a row) make each row an Allure step."""
+
     title: str
     headers: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    statuses: tuple[Status, ...]
+    name_columns: tuple[int, ...]
     empty: str = "none"
 
 
@@ -331,6 +345,12 @@ def heading(c: Comparison) -> tuple[str, list[tuple[str, str]]]:
     return f"Firmware acceptance: {c.candidate.label} vs {c.baseline.label}", facts
 
 
+_OUTCOME_STATUS: dict[str, Status] = {"regression": "failed", "improvement": "passed",
+                                       "changed": "skipped"}
+_LATENCY_STATUS: dict[str, Status] = {"regression": "failed", "improvement": "passed",
+                                       "unchanged": "passed", "insufficient data": "skipped"}
+
+
 def tables(c: Comparison) -> list[Table]:
     outcome_rows = tuple(
         (_short(o.test), o.before or "not run", o.after or "not run", o.kind,
@@ -348,17 +368,22 @@ def tables(c: Comparison) -> list[Table]:
          "-" if t.change is None else f"{t.change:+.1%}", t.verdict) for t in c.throughput)
     return [
         Table("Tests that changed outcome",
-              ("test", "baseline", "candidate", "change", "clauses"), outcome_rows),
+              ("test", "baseline", "candidate", "change", "clauses"), outcome_rows,
+              tuple(_OUTCOME_STATUS[o.kind] for o in c.outcomes), (0, 3)),
         Table("Open points (Q clauses) that changed",
-              ("clause", "test", "sent", "baseline", "candidate", "gating"), behaviour_rows),
+              ("clause", "test", "sent", "baseline", "candidate", "gating"), behaviour_rows,
+              tuple("failed" if b.gating else "skipped" for b in c.behaviours), (0, 1, 4)),
         Table(f"Latency per command (ms, sent -> done; shift of p50 with {confidence} "
               "bootstrap interval; Mann–Whitney U)",
               ("command", "n base/cand", "p50 base", "p50 cand", "p50 shift [CI]", "ratio",
                f"p95 base -> cand [{confidence} CI of shift]", "p", "verdict"),
-              latency_rows, empty="no command timed in both runs"),
+              latency_rows, tuple(_LATENCY_STATUS[s.verdict] for s in c.latency), (0, 4, 8),
+              empty="no command timed in both runs"),
         Table("Throughput (MPUBEX-4)",
               ("series", "figure", "baseline", "candidate", "change", "verdict"),
-              throughput_rows, empty="no throughput figures in both runs"),
+              throughput_rows,
+              tuple("failed" if t.verdict == "regression" else "passed" for t in c.throughput),
+              (0, 1, 4, 5), empty="no throughput figures in both runs"),
     ]
 
 
@@ -408,22 +433,24 @@ _CELL_COLOUR = {"regression": "#c0392b", "improvement": "#1e8449", "yes": "#c039
 
 
 def render_html(c: Comparison) -> str:
-    """A self-contained HTML fragment (the Allure page's description)."""
+    """The comparison as a self-contained HTML fragment with styled tables."""
     e = html.escape
     title, facts = heading(c)
     colour = "#c0392b" if c.exit_code else "#1e8449"
     out = [f"<h2>{e(title)}</h2>",
-           f"<p style=\"font-weight:bold;color:{colour}\">{e(c.summary)}</p>", "<ul>"]
+           f"<p><b style=\"color:{colour}\">{e(c.summary)}</b></p>", "<ul>"]
     out += [f"<li><b>{e(name)}</b>: {e(value)}</li>" for name, value in facts]
     out.append("</ul>")
     style = "border-collapse:collapse;font-size:12px"
     cell = "border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top"
     for table in tables(c):
-        out.append(f"<h3>{e(table.title)}</h3>")
+        out.append(f"<h3><b>{e(table.title)}</b></h3>")
         if not table.rows:
             out.append(f"<p><i>{e(table.empty)}</i></p>")
             continue
-        out.append(f"<table style=\"{style}\"><tr>"
+        # border and cellpadding too: the report's sanitizer may drop style attributes
+        out.append(f"<table border=\"1\" cellpadding=\"3\" cellspacing=\"0\" "
+                   f"style=\"{style}\"><tr>"
                    + "".join(f"<th style=\"{cell}\">{e(h)}</th>" for h in table.headers)
                    + "</tr>")
         for row in table.rows:
@@ -440,6 +467,35 @@ def render_html(c: Comparison) -> str:
 # ---------------------------------------------------------------------------- the Allure page
 
 
+def summary_html(c: Comparison) -> str:
+    """The page's description: the verdict and the facts, one per line (the report shows
+    descriptions unstyled, so the tables go into steps and the compare.html attachment)."""
+    e = html.escape
+    title, facts = heading(c)
+    return "\n".join([f"<p><b>{e(title)}</b></p>",
+                      *(f"<p><b>{e(name)}</b>: {e(value)}</p>" for name, value in facts)])
+
+
+def allure_steps(c: Comparison, now_ms: int) -> list[TestStepResult]:
+    """One step per table, one sub-step per row: failed for what counts against the
+    candidate, passed for what is fine, skipped for what is only shown."""
+    steps = []
+    for table in tables(c):
+        rows = [
+            TestStepResult(
+                name=" · ".join(_clip(row[i], 80) for i in table.name_columns),
+                status=status, stage="finished", start=now_ms, stop=now_ms,
+                parameters=[Parameter(name=h, value=v) for h, v in zip(table.headers, row,
+                                                                       strict=True)])
+            for row, status in zip(table.rows, table.statuses, strict=True)
+        ]
+        status: Status = "failed" if "failed" in table.statuses else "passed"
+        name = table.title if rows else f"{table.title}: {table.empty}"
+        steps.append(TestStepResult(name=name, status=status, stage="finished", steps=rows,
+                                    start=now_ms, stop=now_ms))
+    return steps
+
+
 @dataclass(frozen=True)
 class AllurePage:
     """One Allure test result and the attachments it refers to (file name → bytes)."""
@@ -448,15 +504,13 @@ class AllurePage:
     files: dict[str, bytes]
 
 
-def allure_page(baseline_label: str, status: Literal["passed", "failed", "broken"],
-                message: str, description_html: str,
+def allure_page(baseline_label: str, status: Status, message: str, description_html: str,
                 attachments: Sequence[tuple[str, str, str, str]],
-                now_ms: int | None = None) -> AllurePage:
+                steps: Sequence[TestStepResult] = (), now_ms: int | None = None) -> AllurePage:
     """The report's "Firmware acceptance vs <baseline>" test case: passed when acceptable,
     failed on regressions, broken when the runs could not be compared. `attachments` are
     (name, text, MIME type, file extension)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    name = f"Firmware acceptance vs {baseline_label}"
     files = {}
     attached = []
     for title, text, mime, ext in attachments:
@@ -468,11 +522,12 @@ def allure_page(baseline_label: str, status: Literal["passed", "failed", "broken
         historyId=md5("hil.acceptance", "firmware acceptance"),
         testCaseId=md5("hil.acceptance", "firmware acceptance"),
         fullName="hil.acceptance#firmware_acceptance",
-        name=name,
+        name=f"Firmware acceptance vs {baseline_label}",
         status=status,
         stage="finished",
         statusDetails=StatusDetails(message=message),
         descriptionHtml=description_html,
+        steps=list(steps),
         attachments=attached,
         labels=[Label(name="suite", value="Firmware acceptance"),
                 Label(name="feature", value="Firmware acceptance"),
