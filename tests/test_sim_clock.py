@@ -60,6 +60,8 @@ def test_every_command_at_once_and_off() -> None:
     assert all(p.latency_of(name) == 0 for name in KNOWN_COMMANDS - {"AT"})
     assert p.latency_of("AT") == pytest.approx(0.005)
     assert p.latency_of("CPIN") == pytest.approx(0.005)
+    assert p.latency_note == "configured: *=0,AT=5"
+    assert V32.with_latency_spec("AT=5,*=1").latency_of("AT") == pytest.approx(0.001)  # in order
     off = V32.with_latency_spec("off")
     assert off.latency_of("AT") == 0 and off.latency_of("MPUBEX") == 0
     assert "zero" in off.latency_note

@@ -153,8 +153,12 @@ class Profile:
         if spec.strip().lower() in ("off", "none", "0"):
             return self.without_latency()
         scale, overrides = parse_latency(spec)
-        base = "synthetic" if self.latency_note == SYNTHETIC_NOTE else self.latency_note
-        return self.with_latency(overrides, scale=scale, note=f"{base}, {spec.strip()}")
+        if "*" in overrides:  # every command set: nothing of the profile's model is left
+            note = f"configured: {spec.strip()}"
+        else:
+            base = "synthetic" if self.latency_note == SYNTHETIC_NOTE else self.latency_note
+            note = f"{base}, {spec.strip()}"
+        return self.with_latency(overrides, scale=scale, note=note)
 
 
 V32 = Profile(name="v3.2", revision="L506_V3.2_MQTT_B20171031")
