@@ -41,7 +41,6 @@ from hil.sim.firmware import (
     SocketFailed,
     SocketOpened,
 )
-from hil.sim.profiles import Profile
 
 log = logging.getLogger("hil.sim")
 
@@ -503,14 +502,6 @@ class Simulator:
 
     def plug(self) -> str:
         return self._call(self.host.plug())
-
-    def set_profile(self, profile: Profile) -> None:
-        """Run on with another profile (e.g. another latency model); state is kept."""
-
-        def switch() -> None:
-            self.firmware.profile = profile
-
-        self._call(switch)
 
     def inject(self, name: str, active: bool = True) -> None:
         """Switch on a fault a test provokes on purpose (socket creation fails, pings stop)."""
