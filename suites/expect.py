@@ -219,8 +219,3 @@ def module_got_nothing(at: L506, topic: str, send_marker: Callable[[], None], ma
     assert not stray, f"unexpected report(s) for {topic!r}: " + ", ".join(
         f"{m.topic!r}: {m.payload[:60]!r}" for m in stray
     )
-
-
-def reports_broken(at: L506) -> list[str]:
-    """The `+MCONNECT: FAILURE,1` URCs waiting in the queue (without taking them)."""
-    return [line.text for line in at.channel.urcs() if CONNECTION_BROKEN_URC.match(line.raw)]

@@ -132,7 +132,7 @@ def test_echo_and_spaces(dut: Device, broker: Broker, peer, names, characterize)
 def test_form_of_a_refusal(dut: Device, broker: Broker, names, characterize) -> None:
     """One bad parameter for every command that takes parameters: each is refused, as
     `ERROR` or as `+NAME: FAILURE,2`; the form is recorded per command, and a FAILURE,2 is
-    what AT+MQTTCEER reports next."""
+    what AT+MQTTCEER reports next. Bench: the same commands."""
     at = dut.at
 
     def refused(outcome, name: str) -> None:

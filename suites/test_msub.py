@@ -44,7 +44,8 @@ def test_subscribe_with_qos(dut: Device, broker: Broker, names, qos: int) -> Non
 @pytest.mark.spec("MSUB-1")
 @pytest.mark.parametrize("qos", ["3", "-1", "x", ""])
 def test_subscribe_with_bad_qos(dut: Device, broker: Broker, names, qos: str) -> None:
-    """Refused (GEN-6); nothing is subscribed."""
+    """Refused (GEN-6), result type 2; the broker receives no SUBSCRIBE.
+    Bench: the same commands."""
     at = dut.at
     bring_up(dut, broker.plain_port, names.client_id)
     mark = broker.log_mark()
