@@ -337,7 +337,7 @@ class Broker:
         except ssl.SSLError as exc:
             raise BrokerError(f"TLS listener {listener.name} ({listener.url}) failed a "
                               f"handshake with a valid client: {exc}") from exc
-        with contextlib.suppress(OSError):
+        with tls, contextlib.suppress(OSError):  # the TLS socket took over raw's descriptor
             tls.unwrap()
 
     def _reap(self, sig: signal.Signals, timeout: float) -> None:
