@@ -322,3 +322,13 @@ def test_step_title_names_the_figures() -> None:
     over = step_title(s, Violation("MSUB", "AT+MSUB=t,1", 15.0, 10.0))
     assert over.endswith("(over budget: 15.0 > 10 ms)")
     assert textwrap.shorten(over, 20)
+
+
+def test_echo_overlaps_the_command_and_is_not_counted_as_line_time() -> None:
+    from types import SimpleNamespace
+
+    from hil.report.timing import echo_bytes
+
+    echoed = SimpleNamespace(echo=SimpleNamespace(raw=b"AT+MPUBEX=t,0,0,1360"))
+    silent = SimpleNamespace(echo=None)  # ATE0: nothing overlaps
+    assert echo_bytes([echoed, silent, echoed]) == 2 * (len(b"AT+MPUBEX=t,0,0,1360") + 1)

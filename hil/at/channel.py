@@ -27,6 +27,10 @@ _ERROR = re.compile(rb"(?:ERROR|\+CM[ES] ERROR:)")
 _TRAILING_BLANKS = b" \t"
 
 
+#: Line kinds that can end a wait: a command's completion, or a URC someone may wait for.
+_WAKES = frozenset({"final", "result", "urc"})
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
     """What a command's answer looks like, beyond the final result code.
@@ -380,10 +384,10 @@ class Channel:
         while not stop.is_set():
             try:
                 data = port.read(max(1, port.in_waiting))
+                t_ns = time.monotonic_ns()  # stamped as the read returns, before anything else
                 waiting = port.in_waiting  # the rest of the burst that woke us: one pass
                 if waiting:
                     data += port.read(waiting)
-                t_ns = time.monotonic_ns()
             except Exception as exc:  # any failure of the port ends the reader visibly
                 if not stop.is_set():
                     self._port_lost(f"{type(exc).__name__}: {exc}")
@@ -407,13 +411,14 @@ class Channel:
             timing = None if self._cmd is None else self._cmd.response.timing
             if timing is not None and timing.first_byte_ns is None and t_ns >= timing.sent_ns:
                 timing.first_byte_ns = t_ns
-            events = self._framer.feed(data, t_ns)
-            for event in events:
+            wake = False
+            for event in self._framer.feed(data, t_ns):
                 if isinstance(event, Prompt):
                     self._prompted(event)
+                    wake = True
                 else:
-                    self._route(event)
-            if events:  # a part line changes nothing anyone waits for: wake no one
+                    wake = self._route(event) in _WAKES or wake
+            if wake:  # an echo, an information line or a part line ends no wait: wake no one
                 self._cond.notify_all()
 
     def _prompted(self, prompt: Prompt) -> None:
@@ -422,7 +427,8 @@ class Channel:
         if cmd is not None and cmd.response.timing.prompt_ns is None:
             cmd.response.timing.prompt_ns = prompt.t_ns
 
-    def _route(self, line: Line) -> None:
+    def _route(self, line: Line) -> str:
+        """File the line as the command's (echo, info, final, result) or as a URC."""
         cmd = self._cmd
         # A line that began before the command went out cannot be its answer.
         if cmd is None or line.first_t_ns < cmd.response.timing.sent_ns:
@@ -432,6 +438,7 @@ class Channel:
         if kind == "urc":
             self._urcs.append(line)
         self._transcript.record_line(RX, line.text, line.t_ns, kind)
+        return kind
 
     # ---------------------------------------------------------------- commands
 

@@ -220,9 +220,20 @@ def line_seconds(nbytes: int, baud: int) -> float:
     return nbytes * BITS_PER_BYTE / baud
 
 
+def echo_bytes(responses: Iterable[Response]) -> int:
+    """Bytes of the commands' echoes (with their CR).
+
+    The line is full duplex and the module echoes each byte as it arrives: the echo crosses
+    while the command is still being sent, so it adds no time to an exchange and is left out
+    of what the line had to carry in sequence.
+    """
+    return sum(len(r.echo.raw) + 1 for r in responses if r.echo is not None)
+
+
 def line_rate_fraction(nbytes: int, baud: int, elapsed_s: float) -> float | None:
-    """The share of the line's limit reached: the line time of all `nbytes` that crossed
-    (both directions added) over the time they took. 1.0: the line never idled."""
+    """The share of the line's limit reached: the line time of the `nbytes` that had to
+    cross one after the other (both directions, echoes left out) over the time they took.
+    1.0: the line never idled."""
     if elapsed_s <= 0:
         return None
     return line_seconds(nbytes, baud) / elapsed_s
