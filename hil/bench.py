@@ -11,11 +11,15 @@ port. Everything is measured in one run:
     optional `embedded` extra is installed, in a worker process of its own (its redirect
     thread and listener process would otherwise share this one);
 (c) MPUBEX 1360 at QoS 0, back to back against a local mosquitto, zero firmware latency: the
-    share of the serial line's limit reached (all bytes that crossed, both directions,
-    × 10 bits / baud, over the time taken);
+    share of the serial line's limit reached (the bytes that crossed one after another, both
+    directions, the echo left out as it overlaps the command, × 10 bits / baud, over the
+    time taken);
 (d) timestamp accuracy: a second simulator told to wait a known time before answering some
     commands; the harness's sent → final figure against that latency plus the known time
-    the bytes take on the line; p50 and p99 of the error;
+    the bytes take on the line; p50 and p99 of the error. The simulator logs when each of
+    its writes returned (`hil sim --write-log`), which splits the error into the harness's
+    stamp error (stamp − write of the byte that completed the final line) and the
+    simulator's lateness (that write − when it was due);
 (e) the CPU the harness's reader thread uses while the line is idle.
 
 It prints a table and writes reports/bench.json. Targets are printed beside the figures; they
@@ -27,18 +31,21 @@ every figure.
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import importlib.util
+import itertools
 import json
 import os
 import platform
 import queue
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,8 +53,10 @@ from typing import Any
 
 import serial
 
+from hil.at.transcript import RX
 from hil.l506.dut import L506
-from hil.report.timing import BITS_PER_BYTE, line_bytes, line_rate_fraction, stats
+from hil.report.timing import BITS_PER_BYTE, echo_bytes, line_bytes, line_rate_fraction, stats
+from hil.sim.host import read_write_log
 
 SCHEMA = 1
 TARGETS = {
@@ -104,6 +113,7 @@ class SimProcess:
     link: Path
     baud: int
     latency: str
+    write_log: Path | None = None  # `hil sim --write-log`: complete once stopped
     proc: subprocess.Popen[str] | None = None
     url: str = ""
 
@@ -111,6 +121,8 @@ class SimProcess:
         cmd = [sys.executable, "-m", "hil.cli", "sim", "--link", str(self.link),
                "--baud", str(self.baud), "--time-scale", str(SIM_TIME_SCALE),
                "--latency", self.latency]
+        if self.write_log is not None:
+            cmd += ["--write-log", str(self.write_log)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         lines: queue.Queue[str] = queue.Queue()
@@ -338,6 +350,7 @@ def mpubex_throughput(url: str, baud: int, count: int, folder: Path) -> dict[str
             last = outcomes[-1].response.timing.done_ns
             assert last is not None
             tx, rx = line_bytes(at.channel.transcript, first, last)
+            echoed = echo_bytes(o.response for o in outcomes)
             at.mdisconnect()
             at.mipclose()
         finally:
@@ -353,8 +366,9 @@ def mpubex_throughput(url: str, baud: int, count: int, folder: Path) -> dict[str
         "payload_bytes_per_s": count * size / elapsed,
         "bytes_to_module": tx,
         "bytes_from_module": rx,
-        "bytes_per_message": (tx + rx) / count,
-        "line_rate_fraction": line_rate_fraction(tx + rx, baud, elapsed),
+        "echo_bytes": echoed,
+        "bytes_per_message": (tx + rx - echoed) / count,
+        "line_rate_fraction": line_rate_fraction(tx + rx - echoed, baud, elapsed),
         "publish_ms": publish.as_dict() if publish else None,
     }
 
@@ -381,16 +395,43 @@ def parse_inject(spec: str) -> dict[str, float]:
     return out
 
 
-def timestamp_errors(url: str, baud: int, inject: Mapping[str, float],
-                     samples: int) -> dict[str, Any]:
-    """Measured sent → final against injected latency + line time of the bytes.
+@dataclass(frozen=True, slots=True)
+class StampSample:
+    """One command of (d): when it was sent, when its final code was stamped, and where in
+    the session's received byte stream the byte that completed the final line sits."""
+
+    command: str
+    sent_ns: int
+    final_ns: int
+    expected_ms: float  # injected latency + line time of the bytes that crossed
+    final_offset: int
+
+    @property
+    def error_ms(self) -> float:
+        """Measured sent → final minus expected: the headline error of (d), signed."""
+        return (self.final_ns - self.sent_ns) / 1e6 - self.expected_ms
+
+
+@dataclass(frozen=True, slots=True)
+class StampRun:
+    """The samples of (d) and what is needed to line them up with the simulator's writes:
+    every byte the simulator wrote from `start_ns` on is in the session's `rx_bytes`."""
+
+    samples: list[StampSample]
+    start_ns: int
+    rx_bytes: int
+
+
+def timestamp_run(url: str, baud: int, inject: Mapping[str, float], samples: int) -> StampRun:
+    """`samples` of each injected command, timed by the harness.
 
     Echo is off, so a command's exchange is: its bytes to the module, the latency, its
     answer's bytes back; the final code is stamped when the chunk holding it arrives.
     """
     at = L506.open(url, baud, open_timeout=OPEN_TIMEOUT_S)
     byte_ms = BITS_PER_BYTE / baud * 1000
-    per: dict[str, list[float]] = {}
+    taken: list[tuple[str, int, int, float, bytes]] = []
+    start_ns = time.monotonic_ns()  # the module is silent until the first command below
     try:
         if not at.echo(False).ok:
             raise BenchError("ATE0 refused")
@@ -398,18 +439,32 @@ def timestamp_errors(url: str, baud: int, inject: Mapping[str, float],
             at.at()
         for name, latency_ms in inject.items():
             call = _INJECT_CALLS[name]
-            errors = per.setdefault(name, [])
             for _ in range(samples):
                 response = call(at).response
                 t = response.timing
-                if t.final_ns is None:
+                if t.final_ns is None or response.final is None:
                     raise BenchError(f"{name}: no final code: {response.summary()}")
                 tx, rx = line_bytes(at.channel.transcript, t.sent_ns, t.final_ns)
                 expected = (tx + rx) * byte_ms + latency_ms
-                errors.append((t.final_ns - t.sent_ns) / 1e6 - expected)
+                taken.append((name, t.sent_ns, t.final_ns, expected, response.final.raw))
         at.echo(True)
     finally:
         at.channel.close()
+    chunks = at.channel.transcript.chunks(RX)
+    return StampRun(
+        samples=[StampSample(name, sent, final, expected, completing_offset(chunks, final, raw))
+                 for name, sent, final, expected, raw in taken],
+        start_ns=start_ns,
+        rx_bytes=sum(len(data) for _, data in chunks),
+    )
+
+
+def timestamp_errors(run: StampRun, inject: Mapping[str, float]) -> dict[str, Any]:
+    """Measured sent → final against injected latency + line time of the bytes: p50 and
+    p99 of the absolute error, per command too."""
+    per: dict[str, list[float]] = {}
+    for sample in run.samples:
+        per.setdefault(sample.command, []).append(sample.error_ms)
     every = [e for errs in per.values() for e in errs]
     absolute = stats(abs(e) for e in every)
     signed = stats(every)
@@ -423,6 +478,76 @@ def timestamp_errors(url: str, baud: int, inject: Mapping[str, float],
                         for name, errs in per.items()},
         "p50_ms": absolute.p50,
         "p99_ms": absolute.p99,
+    }
+
+
+def completing_offset(chunks: Sequence[tuple[int, bytes]], t_ns: int, raw: bytes) -> int:
+    """Offset, in the stream the chunks make, of the terminator that completed the line `raw`
+    the framer stamped `t_ns`: the first line end after `raw` inside the chunk stamped so.
+
+    The framer completes a line at its first CR or LF, so that byte's arrival is what the
+    stamp claims to time.
+    """
+    index = next((i for i, (stamp, _) in enumerate(chunks) if stamp == t_ns), None)
+    if index is None:
+        raise BenchError(f"no received chunk stamped {t_ns}")
+    start = sum(len(d) for _, d in chunks[:index])
+    data = chunks[index][1]
+    before = b""  # enough of the earlier chunks to hold a line that began there
+    for _, earlier in reversed(chunks[:index]):
+        if len(before) >= len(raw):
+            break
+        before = earlier + before
+    lead = start - len(before)
+    for m in re.finditer(re.escape(raw) + rb"[\r\n]", before + data):
+        end = lead + m.end() - 1
+        if end >= start:
+            return end
+    raise BenchError(f"line {raw!r} does not end in the chunk stamped {t_ns}")
+
+
+def writes_carrying(offsets: Iterable[int], sizes: Sequence[int]) -> list[int]:
+    """For each byte offset of a stream written as writes of `sizes` bytes, in order, the
+    index of the write that carried that byte."""
+    ends = list(itertools.accumulate(sizes))
+    total = ends[-1] if ends else 0
+    out = []
+    for offset in offsets:
+        if not 0 <= offset < total:
+            raise ValueError(f"byte {offset} is outside the {total} bytes written")
+        out.append(bisect.bisect_right(ends, offset))
+    return out
+
+
+def stamp_decomposition(run: StampRun, writes: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """Split each sample's error at the moment the simulator wrote the completing byte.
+
+    `writes` is the simulator's write log, (time.monotonic_ns() as the write returned,
+    bytes). Its writes from `run.start_ns` on carried the session's received stream, byte
+    for byte in order, so the byte that completed a final line maps to one write. Then
+    signed error = stamp error (harness stamp − that write: the harness's own accuracy)
+    + write lateness (that write − sent − expected: how late the simulator answered).
+    The simulator stamps a write after it returned; descheduled in between, its stamp is
+    late and the split moves that time from the harness to the simulator. A stamp error
+    below zero shows it, so those samples are counted.
+    """
+    session = [(t, n) for t, n in writes if t >= run.start_ns]
+    written = sum(n for _, n in session)
+    if written != run.rx_bytes:
+        raise BenchError(f"the simulator wrote {written} bytes in the session, the harness "
+                         f"received {run.rx_bytes}: the streams cannot be lined up")
+    carriers = writes_carrying((s.final_offset for s in run.samples), [n for _, n in session])
+    stamp_ms, late_ms = [], []
+    for sample, index in zip(run.samples, carriers, strict=True):
+        written_ns = session[index][0]
+        stamp_ms.append((sample.final_ns - written_ns) / 1e6)
+        late_ms.append((written_ns - sample.sent_ns) / 1e6 - sample.expected_ms)
+    stamp, late = stats(stamp_ms), stats(late_ms)
+    assert stamp is not None and late is not None
+    return {
+        "timestamp_stamp_error_ms": stamp.as_dict(4),
+        "simulator_write_lateness_ms": late.as_dict(4),
+        "stamped_before_logged_write": sum(1 for x in stamp_ms if x < 0),
     }
 
 
@@ -547,10 +672,16 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
                 mpubex = mpubex_throughput(sim.url, opts.baud, opts.mpubex, folder)
         inject = parse_inject(opts.inject)
         spec = "*=0," + ",".join(f"{k}={v:g}" for k, v in inject.items())
+        write_log = folder / "sim-writes.log"
+        stamp_run: StampRun | None = None
         with notes.item("timestamps"):
             say(f"  (d) timestamps against injected latency {spec}")
-            with SimProcess(folder / "tty-inject", opts.baud, spec) as sim:
-                stamps = timestamp_errors(sim.url, opts.baud, inject, opts.timestamp_samples)
+            with SimProcess(folder / "tty-inject", opts.baud, spec, write_log) as sim:
+                stamp_run = timestamp_run(sim.url, opts.baud, inject, opts.timestamp_samples)
+            stamps = timestamp_errors(stamp_run, inject)
+        if stamps is not None and stamp_run is not None:
+            with notes.item("timestamp_decomposition"):
+                stamps.update(stamp_decomposition(stamp_run, read_write_log(write_log)))
     pty = pty_transfer()
 
     raw_ms, outer_ms, stamped_ms = _ms_list(raw), _ms_list(outer), _ms_list(stamped)
@@ -578,6 +709,7 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
         "at_roundtrip_ratio_vs_pytest_embedded": _ratio(_p50(outer_ms), _p50(embedded_ms)),
         "mpubex_line_rate_fraction": None if mpubex is None else mpubex["line_rate_fraction"],
         "timestamp_error_p99_ms": None if stamps is None else stamps["p99_ms"],
+        "timestamp_stamp_error_p99_ms": _stamp_p99(stamps),
         "idle_reader_cpu_percent": None if idle is None else idle["reader_cpu_percent"],
         "roundtrip_ms": {
             "definition": "AT\\r written → OK\\r\\n read, as the caller sees it; ratios are "
@@ -604,6 +736,12 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
         opts.out.parent.mkdir(parents=True, exist_ok=True)
         opts.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return doc
+
+
+def _stamp_p99(stamps: Mapping[str, Any] | None) -> float | None:
+    """p99 of the harness's own stamp error in (d), where the decomposition was made."""
+    split = None if stamps is None else stamps.get("timestamp_stamp_error_ms")
+    return None if split is None else split["p99"]
 
 
 def _loadavg() -> list[float] | None:
@@ -666,6 +804,12 @@ def table(doc: Mapping[str, Any]) -> str:
                      f"(signed mean {s['mean']:+.3f}, n={ts['samples']})", "", ""))
     rows.append(("(d) timestamp error p99", _f(doc["timestamp_error_p99_ms"], ".3f", " ms"),
                  TARGET_TEXT["timestamp_error_p99_ms"], verdict("timestamp_error_p99_ms")))
+    for label, key in (("    harness stamp − sim's write", "timestamp_stamp_error_ms"),
+                       ("    sim's write − due (lateness)", "simulator_write_lateness_ms")):
+        split = (ts or {}).get(key)
+        rows.append((label, "n/a" if split is None else (
+            f"p50 {split['p50']:.3f} ms  p95 {split['p95']:.3f}  p99 {split['p99']:.3f}  "
+            f"(min {split['min']:+.3f})"), "", ""))
     pty = doc["pty_one_way_ms"]
     rows.append(("    bare pty one-way (floor)",
                  f"p50 {pty['p50']:.3f} ms  p99 {pty['p99']:.3f} ms", "", ""))

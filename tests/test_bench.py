@@ -6,13 +6,19 @@ No figure is judged here: speed depends on the machine. The bench itself prints 
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
+import serial
 
 from hil import bench
 from hil.broker import BrokerError, find_program
 from hil.cli import build_parser
+from hil.sim.firmware import Firmware
+from hil.sim.host import SimConfig, Simulator, read_write_log
+from hil.sim.profiles import V32
 
 KEYS = (
     "at_roundtrip_ratio_vs_raw",
@@ -52,7 +58,16 @@ def test_small_run_measures_every_item(small_run: tuple[dict, Path]) -> None:
     assert doc["idle_reader_cpu_percent"] >= 0
     rt = doc["roundtrip_ms"]
     assert rt["raw_pyserial"]["n"] == rt["harness"]["n"] == 20
-    assert doc["timestamps"]["samples"] == 4 * len(bench.parse_inject(bench.DEFAULT_INJECT))
+    samples = 4 * len(bench.parse_inject(bench.DEFAULT_INJECT))
+    ts = doc["timestamps"]
+    assert ts["samples"] == samples
+    for key in ("timestamp_stamp_error_ms", "simulator_write_lateness_ms"):
+        split = ts[key]
+        assert split["n"] == samples
+        for figure in ("p50", "p95", "p99"):
+            assert isinstance(split[figure], float) and split[figure] >= 0
+    assert 0 <= ts["stamped_before_logged_write"] <= samples
+    assert doc["timestamp_stamp_error_p99_ms"] == ts["timestamp_stamp_error_ms"]["p99"]
     if _have_mosquitto():
         m = doc["mpubex"]
         assert m["messages"] == 3 and m["bytes_to_module"] > 3 * 1360
@@ -64,9 +79,70 @@ def test_table_shows_each_item(small_run: tuple[dict, Path]) -> None:
     text = bench.table(small_run[0])
     for label in ("(a) ratio harness / raw", "(b) ratio harness / pytest-embedded",
                   "(c) share of line rate", "(d) timestamp error p99",
-                  "(e) idle reader thread CPU"):
+                  "(e) idle reader thread CPU", "harness stamp − sim's write",
+                  "sim's write − due (lateness)"):
         assert label in text
     assert "n/a" in text  # (b) not measured
+
+
+def test_writes_carrying_maps_byte_offsets_to_writes() -> None:
+    sizes = [3, 1, 8, 2]  # bytes 0-2, 3, 4-11, 12-13
+    assert bench.writes_carrying([0, 2, 3, 4, 11, 12, 13], sizes) == [0, 0, 1, 2, 2, 3, 3]
+    assert bench.writes_carrying([], []) == []
+    for outside in (-1, 14):
+        with pytest.raises(ValueError):
+            bench.writes_carrying([outside], sizes)
+
+
+def test_completing_offset_finds_the_terminator_that_completed_the_line() -> None:
+    chunks = [(10, b"\r\n+MQTTSTATU: 1\r\n\r\nO"), (20, b"K\r\n"), (30, b"\r\nOK"),
+              (40, b"\r\n")]
+    assert bench.completing_offset(chunks, 20, b"OK") == 21  # the line began a chunk earlier
+    assert bench.completing_offset(chunks, 40, b"OK") == 27  # only its terminator came later
+    assert bench.completing_offset(chunks, 10, b"+MQTTSTATU: 1") == 15
+    with pytest.raises(bench.BenchError):
+        bench.completing_offset(chunks, 99, b"OK")
+
+
+def test_stamp_decomposition_splits_the_error_at_the_write() -> None:
+    ms = 1_000_000
+    run = bench.StampRun(
+        samples=[bench.StampSample("AT", sent_ns=100 * ms, final_ns=107 * ms, expected_ms=6.0,
+                                   final_offset=4)],
+        start_ns=50 * ms,
+        rx_bytes=6,
+    )
+    writes = [(10 * ms, 9), (106 * ms, 4), (int(106.5 * ms), 2)]  # the first: before the session
+    got = bench.stamp_decomposition(run, writes)
+    assert got["timestamp_stamp_error_ms"]["p50"] == pytest.approx(0.5)  # 107 − 106.5
+    assert got["simulator_write_lateness_ms"]["p50"] == pytest.approx(0.5)  # 106.5 − 106
+    assert run.samples[0].error_ms == pytest.approx(1.0)  # the two add up to the headline
+    with pytest.raises(bench.BenchError):
+        bench.stamp_decomposition(run, writes[:2])  # fewer bytes than the harness received
+
+
+def test_sim_write_log_carries_what_the_port_delivered(tmp_path: Path) -> None:
+    log = tmp_path / "writes.log"
+    sim = Simulator(Firmware(V32.with_latency_spec("off"), time_scale=0.05),
+                    SimConfig(link=tmp_path / "tty", baud=115200, write_log=log))
+    got = bytearray()
+    try:
+        url = sim.power_on()
+        bench._wait_answers(url, 115200, timeout=10)
+        start_ns = time.monotonic_ns()  # the module is silent from here until AT below
+        with serial.serial_for_url(url, baudrate=115200, timeout=0.2) as port:
+            port.write(b"AT+MQTTSTATU\r")
+            deadline = time.monotonic() + 5
+            while not got.endswith(b"OK\r\n") and time.monotonic() < deadline:
+                got += port.read(max(1, port.in_waiting))
+    finally:
+        sim.close()
+    writes = read_write_log(log)
+    assert all(re.fullmatch(r"\d+ \d+", line) for line in log.read_text().splitlines())
+    session = [n for t, n in writes if t >= start_ns]
+    assert got.endswith(b"OK\r\n") and sum(session) == len(got)
+    assert len(session) > 1  # paced: the answer left in pieces
+    assert [t for t, _ in writes] == sorted(t for t, _ in writes)
 
 
 def test_inject_spec() -> None:

@@ -65,6 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a name MIPSTART may dial (loopback addresses only)",
     )
     parser.add_argument(
+        "--write-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="record every write to the port as 't_ns nbytes' lines (time.monotonic_ns() "
+        "as the write returned), written out at power-off; lets `hil bench` tell the "
+        "simulator's lateness from the harness's stamping",
+    )
+    parser.add_argument(
         "--bug",
         action="append",
         default=[],
@@ -92,6 +101,7 @@ def config_from(args: argparse.Namespace) -> tuple[Firmware, SimConfig]:
         tcp_port=args.tcp or 0,
         baud=args.baud or None,
         hosts=hosts,
+        write_log=args.write_log,
     )
     return firmware, config
 

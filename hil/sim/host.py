@@ -23,9 +23,10 @@ import selectors
 import ssl
 import sys
 import threading
+import time
 import tty
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,6 +183,8 @@ class SimConfig:
     tcp_port: int = 0
     baud: int | None = 115200
     hosts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_HOSTS))
+    #: where to record every write to the port (see `write_log_lines`); None: not recorded
+    write_log: Path | None = None
 
 
 class SimHost:
@@ -201,6 +204,10 @@ class SimHost:
         self._client: asyncio.Transport | None = None
         self.url: str | None = None
         self.pty_path: str | None = None
+        # (time.monotonic_ns() just after the write returned, bytes written), kept in memory
+        # while powered so the hot path only appends; written out at power-off
+        self._writes: list[tuple[int, int]] | None = [] if config.write_log else None
+        self._write_log_started = False
 
     # ------------------------------------------------------------ power
 
@@ -240,6 +247,7 @@ class SimHost:
             if sock.writer is not None:
                 sock.writer.transport.abort()
         self._sockets.clear()
+        self._flush_write_log()
 
     async def unplug(self) -> None:
         """The port vanishes while the module runs on (a USB glitch): only the line is cut."""
@@ -336,8 +344,11 @@ class SimHost:
         self._apply(self.firmware.serial_received(data, due), now=due)
 
     def _write_port(self, data: bytes, due: float | None = None) -> None:
+        writes = self._writes
         if self._client is not None:
             self._client.write(data)
+            if writes is not None:
+                writes.append((time.monotonic_ns(), len(data)))
             return
         if self._master is None:
             return
@@ -351,7 +362,21 @@ class SimHost:
                 written = _write_blocking(self._master, view)
             except OSError:
                 return
+            if writes is not None:
+                writes.append((time.monotonic_ns(), written))
             view = view[written:]
+
+    def _flush_write_log(self) -> None:
+        """Write out the writes recorded since the last power-off (the first flush of this
+        host starts the file afresh, later ones append: one log across power cycles)."""
+        path, writes = self.config.write_log, self._writes
+        if path is None or writes is None:
+            return
+        mode = "a" if self._write_log_started else "w"
+        with path.open(mode, encoding="ascii") as out:
+            out.write(write_log_lines(writes))
+        self._write_log_started = True
+        writes.clear()
 
     # ------------------------------------------------------------ firmware actions
 
@@ -456,6 +481,24 @@ def _client_tls() -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def write_log_lines(writes: Sequence[tuple[int, int]]) -> str:
+    """The `--write-log` format: one line `t_ns nbytes` a write, in the order written.
+
+    `t_ns` is `time.monotonic_ns()` taken as the write returned: CLOCK_MONOTONIC is one
+    clock for every process on Linux, so another process can set its own stamps against it.
+    """
+    return "".join(f"{t} {n}\n" for t, n in writes)
+
+
+def read_write_log(path: Path) -> list[tuple[int, int]]:
+    """The (t_ns, nbytes) pairs of a `--write-log` file."""
+    out = []
+    for line in path.read_text(encoding="ascii").splitlines():
+        t, n = line.split()
+        out.append((int(t), int(n)))
+    return out
 
 
 def _write_blocking(fd: int, data: memoryview) -> int:
