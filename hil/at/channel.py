@@ -406,8 +406,14 @@ class Channel:
             self._cond.notify_all()
 
     def _received(self, data: bytes, t_ns: int) -> None:
+        """Frame and file the bytes, wake whoever they complete, then write the transcript.
+
+        The transcript (its own lock) is written after the channel's lock is released, so a
+        waiting test thread gets going without waiting for the bookkeeping.
+        """
+        shown: list[tuple[str, int, str]] = []
         with self._cond:
-            self._transcript.record_rx(data, t_ns)
+            transcript = self._transcript
             timing = None if self._cmd is None else self._cmd.response.timing
             if timing is not None and timing.first_byte_ns is None and t_ns >= timing.sent_ns:
                 timing.first_byte_ns = t_ns
@@ -415,19 +421,24 @@ class Channel:
             for event in self._framer.feed(data, t_ns):
                 if isinstance(event, Prompt):
                     self._prompted(event)
+                    shown.append((">", event.t_ns, "prompt"))
                     wake = True
                 else:
-                    wake = self._route(event) in _WAKES or wake
+                    kind = self._file(event)
+                    shown.append((event.text, event.t_ns, kind))
+                    wake = wake or kind in _WAKES
             if wake:  # an echo, an information line or a part line ends no wait: wake no one
                 self._cond.notify_all()
+        transcript.record_rx(data, t_ns)
+        for text, line_ns, kind in shown:
+            transcript.record_line(RX, text, line_ns, kind)
 
     def _prompted(self, prompt: Prompt) -> None:
-        self._transcript.record_line(RX, ">", prompt.t_ns, "prompt")
         cmd = self._cmd
         if cmd is not None and cmd.response.timing.prompt_ns is None:
             cmd.response.timing.prompt_ns = prompt.t_ns
 
-    def _route(self, line: Line) -> str:
+    def _file(self, line: Line) -> str:
         """File the line as the command's (echo, info, final, result) or as a URC."""
         cmd = self._cmd
         # A line that began before the command went out cannot be its answer.
@@ -437,7 +448,6 @@ class Channel:
             kind = cmd.classify(line)
         if kind == "urc":
             self._urcs.append(line)
-        self._transcript.record_line(RX, line.text, line.t_ns, kind)
         return kind
 
     # ---------------------------------------------------------------- commands
@@ -479,7 +489,8 @@ class Channel:
                 self._framer.expect_prompt = False
                 for event in self._framer.stop_echo():
                     if isinstance(event, Line):
-                        self._route(event)
+                        self._transcript.record_line(RX, event.text, event.t_ns,
+                                                     self._file(event))
         if self.observer is not None:
             self.observer(response)
         return response
