@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from pathlib import Path
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a private temporary file beside `path`, then rename it over `path`.
+    """Write `text` to a temporary file beside `path`, then rename it over `path`.
 
-    The temporary name is unique per call, so two runs sharing a folder (two pytest
-    processes on reports/adhoc) cannot rename each other's file away.
+    The temporary name is private to this process and thread, so two runs sharing a folder
+    (two pytest processes on reports/adhoc) cannot rename each other's file away; it is
+    created like any other file, with the umask's permissions.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
