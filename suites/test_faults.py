@@ -118,5 +118,5 @@ def test_port_vanishing_and_returning(dut: Device, broker: Broker) -> None:
     replug = threading.Timer(0.3, dut.faults.plug)
     replug.start()
     dut.reconnect()
-    replug.join()
+    replug.join(timeout=5)
     assert dut.at.statu().value == MqttStatus.MQTT_CONNECTED
