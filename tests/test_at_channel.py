@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import serial
 
 from hil.at.channel import (
     PLAIN,
     AtError,
+    BurstReader,
     Channel,
     CommandSpec,
     CommandTimeout,
@@ -328,6 +330,77 @@ def test_reopen_after_port_came_back(device: FakeDevice, channel: Channel) -> No
     finally:
         channel.close()
         again.close()
+
+
+def test_answer_is_framed_in_the_thread_that_waits_for_it(
+    device: FakeDevice, channel: Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a pty the caller reads its own answer (no hand-off from the reader thread); URCs
+    between commands are still read, stamped and queued by the reader thread."""
+    framed_by: list[tuple[str, bytes]] = []
+    received = Channel._received
+
+    def spy(self: Channel, data: bytes, t_ns: int) -> None:
+        framed_by.append((threading.current_thread().name, data))
+        received(self, data, t_ns)
+
+    monkeypatch.setattr(Channel, "_received", spy)
+    device.on(b"AT\r", 0.05, crlf(b"OK"))
+    assert channel.command("AT", PLAIN, timeout=2).ok
+    device.send(crlf(b"+MSUB: 0"))
+    assert channel.wait_urc("+MSUB: 0", timeout=2).text == "+MSUB: 0"
+    device.on(b"AT+NEXT\r", crlf(b"OK"))
+    assert channel.command("AT+NEXT", PLAIN, timeout=2).ok
+    me = threading.current_thread().name
+    answers = [who for who, data in framed_by if b"OK" in data]
+    urcs = [who for who, data in framed_by if b"+MSUB" in data]
+    assert answers == [me, me]
+    assert urcs and all(who.startswith("at-reader") for who in urcs)
+    deadline = time.monotonic() + 2  # the fake notes what it wrote just after writing it
+    while len(device.written) < len(channel.transcript.rx_bytes()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert channel.transcript.rx_bytes() == bytes(device.written)
+
+
+def test_burst_reader_on_a_pty_takes_the_whole_burst_and_can_be_cancelled() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = serial.serial_for_url(os.ttyname(slave), timeout=0.2)
+    try:
+        burst = BurstReader(port)
+        assert burst.lendable
+        assert burst.wait(0.05) is False  # nothing arrived
+        burst.cancel()
+        started = time.monotonic()
+        assert burst.wait(5) is False  # cancelled: returns at once
+        assert time.monotonic() - started < 1
+        os.write(master, b"\r\nOK\r\n+MSUB: 1\r\n")
+        assert burst.wait(2)
+        time.sleep(0.05)
+        assert burst.take() == b"\r\nOK\r\n+MSUB: 1\r\n"  # one read, all of it
+        assert burst.take() == b""  # nothing left: no wait
+        os.close(master)
+        master = -1
+        with pytest.raises((serial.SerialException, OSError)):
+            burst.read(1)  # the device end went away
+    finally:
+        port.close()
+        if master >= 0:
+            os.close(master)
+        os.close(slave)
+
+
+def test_burst_reader_elsewhere_goes_through_pyserial() -> None:
+    port = serial.serial_for_url("loop://", timeout=0.1)
+    try:
+        burst = BurstReader(port)
+        assert not burst.lendable
+        port.write(b"AT\r")
+        assert burst.read(0.1) == b"AT\r"
+        assert burst.read(0.1) == b""
+    finally:
+        port.close()
 
 
 def test_open_fails_clearly() -> None:

@@ -3,15 +3,19 @@
 Any pyserial URL works (a device node, a pty path, `socket://`, `rfc2217://`, `loop://`),
 so the simulator and the bench use the same code. A daemon thread does blocking reads and
 stamps each chunk with `time.monotonic_ns()` the moment `read()` returns; nothing polls.
-Which line belongs to the command in flight is decided by the command's `CommandSpec` and
-the line's shape; every other line is a URC and goes to the queue, also when it arrives in
-the middle of a response.
+While a command waits for its answer on a POSIX port (device node, pty), the waiting thread
+does those reads itself and the reader thread stands aside: the answer is framed where it
+is awaited, without a second wake-up. Which line belongs to the command in flight is
+decided by the command's `CommandSpec` and the line's shape; every other line is a URC and
+goes to the queue, also when it arrives in the middle of a response.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import select
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +29,7 @@ from hil.at.transcript import RX, TX, Transcript
 _FINAL = re.compile(rb"(?:OK|ERROR|\+CM[ES] ERROR:.*)\Z")
 _ERROR = re.compile(rb"(?:ERROR|\+CM[ES] ERROR:)")
 _TRAILING_BLANKS = b" \t"
+_BURST = 65536  # most bytes taken in one read: far more than arrives between two reads
 
 
 #: Line kinds that can end a wait: a command's completion, or a URC someone may wait for.
@@ -251,10 +256,76 @@ class _InFlight:
         return "urc"
 
 
+class BurstReader:
+    """Reads everything that has arrived on a port, waiting a bounded time for the first byte.
+
+    On a POSIX port (device node, pty), where pyserial keeps the descriptor non-blocking and
+    a pipe for `cancel_read()`, waiting (select) and taking (one read() of the whole burst)
+    are separate steps, so one thread may wait while another reads (`lendable`): the thread
+    waiting for an answer reads it itself instead of being woken by the reader thread.
+    pyserial's `read(n)` would need the count first (`in_waiting`, an ioctl on the path of
+    every answer). Other ports (`socket://`, `rfc2217://`, `loop://`) go through pyserial
+    with the count, at the port's own timeout.
+    """
+
+    def __init__(self, port: serial.SerialBase) -> None:
+        self._port = port
+        abort = getattr(port, "pipe_abort_read_r", None)
+        fd = getattr(port, "fd", None)
+        self._fds = None if not isinstance(port, serial.Serial) or abort is None or fd is None \
+            else (fd, abort)
+
+    @property
+    def lendable(self) -> bool:
+        return self._fds is not None
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until bytes have arrived: False after `timeout` or a `cancel()`."""
+        assert self._fds is not None
+        fd, abort = self._fds
+        ready, _, _ = select.select([fd, abort], [], [], timeout)
+        if abort in ready:
+            with contextlib.suppress(BlockingIOError):  # the other waiter drained it first
+                os.read(abort, 1000)
+            return False
+        return bool(ready)
+
+    def take(self) -> bytes:
+        """Everything that has arrived, without waiting (b"" if another thread took it)."""
+        assert self._fds is not None
+        fd = self._fds[0]
+        try:
+            data = os.read(fd, _BURST)
+        except BlockingIOError:
+            return b""
+        # pyserial sets VMIN=0: an empty port reads as b"" too. A vanished USB device (or a
+        # pty whose other end closed) reads empty while it still polls readable.
+        if not data and select.select([fd], [], [], 0)[0]:
+            raise serial.SerialException("device reports readiness to read but returned no data "
+                                         "(device disconnected?)")
+        return data
+
+    def read(self, timeout: float) -> bytes:
+        """What has arrived, or b"" after `timeout` (the port's own, if not lendable)."""
+        if self._fds is not None:
+            return self.take() if self.wait(timeout) else b""
+        port = self._port
+        data = port.read(max(1, port.in_waiting))
+        waiting = port.in_waiting  # the rest of the burst that woke us: one pass
+        return data + port.read(waiting) if waiting else data
+
+    def cancel(self) -> None:
+        """Make a wait in progress (or the next one) return at once."""
+        cancel = getattr(self._port, "cancel_read", None)
+        if cancel is not None and self._port.is_open:
+            cancel()
+
+
 class Channel:
     """An AT command channel over any pyserial URL.
 
-    Use from one test thread; the reader thread only feeds and routes. `transcript` may be
+    Use from one test thread; the reader thread (or, during a command, that thread) only
+    feeds and routes. `transcript` may be
     swapped between tests (a fresh one per test); `observer` is called with each completed
     Response.
     """
@@ -287,6 +358,12 @@ class Channel:
         self._port: serial.SerialBase | None = None
         self._reader: threading.Thread | None = None
         self._stop = threading.Event()
+        self._burst: BurstReader | None = None
+        # Who reads: the reader thread, except while a command's caller has borrowed the port
+        # (`_lent`) to read its own answer; `_lease` is held by whichever is reading.
+        self._lease = threading.Lock()
+        self._lent = threading.Event()
+        self._returned = threading.Event()
         self._start(url, open_timeout)
 
     # ---------------------------------------------------------------- lifecycle
@@ -339,10 +416,11 @@ class Channel:
         port = self._open(url, timeout)
         self.transcript.note(f"opened {url} at {self.baudrate} baud")
         stop = threading.Event()
+        burst = BurstReader(port)
         reader = threading.Thread(
-            target=self._read_loop, args=(port, stop), name=f"at-reader {url}", daemon=True
+            target=self._read_loop, args=(burst, stop), name=f"at-reader {url}", daemon=True
         )
-        self._port, self._stop, self._reader = port, stop, reader
+        self._port, self._stop, self._reader, self._burst = port, stop, reader, burst
         reader.start()
 
     def _open(self, url: str, timeout: float) -> serial.SerialBase:
@@ -363,41 +441,50 @@ class Channel:
                 retry.wait(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _stop_reader(self) -> None:
-        port, reader = self._port, self._reader
+        port, reader, burst = self._port, self._reader, self._burst
         self._stop.set()
-        if port is None:
+        self._returned.set()  # a reader standing aside for a caller stops waiting
+        if port is None or burst is None:
             return
-        cancel = getattr(port, "cancel_read", None)
-        if cancel is not None and port.is_open:
-            with contextlib.suppress(serial.SerialException, OSError):
-                cancel()  # if the port is gone already, the reader ends on its own
+        with contextlib.suppress(serial.SerialException, OSError):
+            burst.cancel()  # if the port is gone already, the reader ends on its own
         if reader is not None and reader is not threading.current_thread():
             reader.join(timeout=self._read_timeout * 4 + 1.0)
         with contextlib.suppress(serial.SerialException, OSError):
             port.close()  # closing a vanished device may fail; it is closed either way
-        self._port = self._reader = None
+        self._port = self._reader = self._burst = None
         self.transcript.note(f"closed {self.url}")
 
     # ---------------------------------------------------------------- reading
 
-    def _read_loop(self, port: serial.SerialBase, stop: threading.Event) -> None:
+    def _read_loop(self, burst: BurstReader, stop: threading.Event) -> None:
         while not stop.is_set():
+            if self._lent.is_set():  # a caller reads its own answer: stand aside until it is back
+                self._returned.wait(self._read_timeout)
+                continue
             try:
-                data = port.read(max(1, port.in_waiting))
-                t_ns = time.monotonic_ns()  # stamped as the read returns, before anything else
-                waiting = port.in_waiting  # the rest of the burst that woke us: one pass
-                if waiting:
-                    data += port.read(waiting)
+                if burst.lendable and not burst.wait(self._read_timeout):
+                    continue  # quiet, or cancelled by a caller that is about to read
             except Exception as exc:  # any failure of the port ends the reader visibly
                 if not stop.is_set():
                     self._port_lost(f"{type(exc).__name__}: {exc}")
                 return
-            if data:
+            with self._lease:
+                if self._lent.is_set():
+                    continue  # the caller reads what woke us
                 try:
-                    self._received(data, t_ns)
-                except Exception as exc:  # a routing bug must surface, not kill silently
-                    self._port_lost(f"reader failed: {type(exc).__name__}: {exc}")
-                    raise
+                    data = burst.take() if burst.lendable else burst.read(self._read_timeout)
+                    t_ns = time.monotonic_ns()  # stamped as the read returns, before anything else
+                except Exception as exc:
+                    if not stop.is_set():
+                        self._port_lost(f"{type(exc).__name__}: {exc}")
+                    return
+                if data:
+                    try:
+                        self._received(data, t_ns)
+                    except Exception as exc:  # a routing bug must surface, not kill silently
+                        self._port_lost(f"reader failed: {type(exc).__name__}: {exc}")
+                        raise
 
     def _port_lost(self, why: str) -> None:
         with self._cond:
@@ -473,6 +560,7 @@ class Channel:
                 raise PortLost(f"{self.url}: {self._lost}")
             if self._cmd is not None:
                 raise AtError(f"{shown!r} sent while {self._cmd.text!r} is in flight")
+            lend = self._lend()
             sent_ns = time.monotonic_ns()
             response = Response(shown, None, [], None, None, Timing(sent_ns), name=spec.name)
             cmd = _InFlight(shown, spec, response, data)
@@ -491,9 +579,24 @@ class Channel:
                     if isinstance(event, Line):
                         self._transcript.record_line(RX, event.text, event.t_ns,
                                                      self._file(event))
+            if lend:
+                self._lent.clear()
+                self._returned.set()
         if self.observer is not None:
             self.observer(response)
         return response
+
+    def _lend(self) -> bool:
+        """Have the reader thread stand aside while this command's caller reads its answer
+        (see `_wait_reading`); False where the port cannot be lent."""
+        burst = self._burst
+        if burst is None or not burst.lendable:
+            return False
+        self._returned.clear()
+        self._lent.set()
+        with contextlib.suppress(serial.SerialException, OSError):
+            burst.cancel()  # a port already gone shows in the first read
+        return True
 
     def _send_data(self, cmd: _InFlight, data: bytes, deadline: float, timeout: float) -> None:
         r = cmd.response
@@ -516,6 +619,10 @@ class Channel:
     def _wait(
         self, done: Callable[[], bool], cmd: _InFlight, deadline: float, timeout: float
     ) -> None:
+        burst = self._burst
+        if burst is not None and self._lent.is_set():  # the port is lent to this command
+            self._wait_reading(burst, done, cmd, deadline, timeout)
+            return
         with self._cond:
             while not done():
                 if self._lost is not None:
@@ -524,6 +631,40 @@ class Channel:
                 if remaining <= 0:
                     raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
                 self._cond.wait(remaining)
+
+    def _wait_reading(self, burst: BurstReader, done: Callable[[], bool], cmd: _InFlight,
+                      deadline: float, timeout: float) -> None:
+        """Wait by reading the port in this thread: the answer is framed where it is awaited.
+
+        Handing each answer from the reader thread to the caller costs a second wake-up, on a
+        loaded machine a few hundred microseconds. The port is lent instead (`command()`):
+        the reader stands aside, and `_lease` keeps one reader at a time, so bytes are framed
+        in the order they were read.
+        """
+        if not self._lease.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            with self._cond:
+                raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
+        try:
+            while True:
+                with self._cond:
+                    if done():
+                        return
+                    if self._lost is not None:
+                        raise PortLost(f"{self.url}: {self._lost} during {cmd.text!r}",
+                                       cmd.response)
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
+                try:
+                    data = burst.read(min(remaining, self._read_timeout))
+                    t_ns = time.monotonic_ns()
+                except Exception as exc:  # the port failed under this read
+                    self._port_lost(f"{type(exc).__name__}: {exc}")
+                    continue  # reported above, with the partial response
+                if data:
+                    self._received(data, t_ns)
+        finally:
+            self._lease.release()
 
     def _timeout_message(self, cmd: _InFlight, timeout: float) -> str:
         r, spec = cmd.response, cmd.spec

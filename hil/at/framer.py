@@ -30,16 +30,13 @@ class Line:
     raw: bytes
     text: str
     t_ns: int
-    first_t_ns: int = -1  # -1: same as t_ns (a line that arrived in one chunk)
-
-    def __post_init__(self) -> None:
-        if self.first_t_ns < 0:
-            object.__setattr__(self, "first_t_ns", self.t_ns)
+    first_t_ns: int
 
     @classmethod
     def of(cls, raw: bytes, t_ns: int, first_t_ns: int | None = None) -> Line:
-        """Build a line from its bytes, decoding the text the one way the framer does."""
-        first = -1 if first_t_ns is None else first_t_ns
+        """Build a line from its bytes, decoding the text the one way the framer does;
+        without `first_t_ns` it arrived in one chunk."""
+        first = t_ns if first_t_ns is None else first_t_ns
         return cls(raw, raw.decode("utf-8", "backslashreplace"), t_ns, first)
 
 
@@ -176,6 +173,13 @@ class Framer:
         """Append bytes up to the next terminator (or counted header); return the new index."""
         m = _TERMINATOR.search(data, i)
         end = m.start() if m else len(data)
+        if m is not None and not self._buf and not (self._counted and end > i and
+                                                    self._counted_header(data[i:end])):
+            # the common case: a whole line inside this chunk, no counted header
+            if end > i:
+                events.append(Line.of(data[i:end], t_ns))
+            self._after_cr = data[end] == _CR
+            return end + 1
         if end > i:
             if self._first_t_ns is None:
                 self._first_t_ns = t_ns
