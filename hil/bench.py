@@ -100,7 +100,7 @@ class BenchOptions:
     inject: str = DEFAULT_INJECT
     idle_s: float = 3.0
     out: Path | None = Path("reports", "bench.json")
-    noise_s: float = 1.0  # per probe of the machine's noise, before and after
+    noise_s: float = 1.0  # per probe of the machine's noise, before and after; 0: none
     warmup: int = 10
 
 
@@ -689,9 +689,10 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
     notes = _Notes()
     load_before = _loadavg()
     noise: dict[str, Any] = {}
-    with notes.item("noise_before"):
-        say("  machine noise, before")
-        noise["before"] = machine_noise(opts.noise_s)
+    if opts.noise_s > 0:
+        with notes.item("noise_before"):
+            say("  machine noise, before")
+            noise["before"] = machine_noise(opts.noise_s)
     use_embedded = embedded_available() if opts.embedded is None else opts.embedded
     if use_embedded and not embedded_available():
         raise BenchError("pytest-embedded-serial is not installed: pip install -e '.[embedded]'")
@@ -742,9 +743,10 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
             with notes.item("timestamp_decomposition"):
                 stamps.update(stamp_decomposition(stamp_run, read_write_log(write_log)))
     pty = pty_transfer()
-    with notes.item("noise_after"):
-        say("  machine noise, after")
-        noise["after"] = machine_noise(opts.noise_s)
+    if opts.noise_s > 0:
+        with notes.item("noise_after"):
+            say("  machine noise, after")
+            noise["after"] = machine_noise(opts.noise_s)
 
     raw_ms, outer_ms, stamped_ms = _ms_list(raw), _ms_list(outer), _ms_list(stamped)
     embedded_ms = _ms_list(embedded["roundtrip_ns"]) if embedded else []
@@ -942,6 +944,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"latency the simulator of (d) injects (default {d.inject})")
     parser.add_argument("--idle", type=float, default=d.idle_s, metavar="S",
                         help=f"seconds of idle line for (e) (default {d.idle_s:g})")
+    parser.add_argument("--noise", type=float, default=d.noise_s, metavar="S",
+                        help=f"seconds of each probe of the machine's own noise, before and "
+                             f"after (default {d.noise_s:g}; 0 skips them)")
     parser.add_argument("--out", type=Path, default=d.out,
                         help=f"where the JSON goes (default {d.out})")
     parser.add_argument("--strict", action="store_true",
@@ -959,6 +964,7 @@ def run(args: argparse.Namespace) -> int:
         timestamp_samples=args.timestamp_samples,
         inject=args.inject,
         idle_s=args.idle,
+        noise_s=args.noise,
         out=args.out,
     )
     try:

@@ -6,7 +6,11 @@ No figure is judged here: speed depends on the machine. The bench itself prints 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -41,7 +45,8 @@ def _have_mosquitto() -> bool:
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     opts = bench.BenchOptions(roundtrips=20, blocks=2, embedded=False, mpubex=3,
-                              timestamp_samples=4, idle_s=0.3, warmup=2, out=out)
+                              timestamp_samples=4, idle_s=0.3, warmup=2, noise_s=0.2,
+                              out=out)
     said: list[str] = []
     return bench.run_bench(opts, say=said.append), out
 
@@ -73,6 +78,13 @@ def test_small_run_measures_every_item(small_run: tuple[dict, Path]) -> None:
         assert m["messages"] == 3 and m["bytes_to_module"] > 3 * 1360
         assert doc["mpubex_line_rate_fraction"] > 0
     assert set(doc["met"]) == set(KEYS)
+    assert set(doc["machine_noise"]) == {"before", "after"}
+    for probe in doc["machine_noise"].values():
+        assert {c["cpu"] for c in probe["per_cpu"]} <= set(range(os.cpu_count() or 1))
+        for cpu in probe["per_cpu"]:
+            assert 0 <= cpu["lost_percent"] <= 100 and cpu["longest_gap_ms"] >= 0
+        assert probe["sleep_1ms_lateness_ms"]["n"] == 200
+        assert probe["sleep_1ms_lateness_ms"]["min"] >= 0  # a sleep never ends early
 
 
 def test_table_shows_each_item(small_run: tuple[dict, Path]) -> None:
@@ -80,9 +92,50 @@ def test_table_shows_each_item(small_run: tuple[dict, Path]) -> None:
     for label in ("(a) ratio harness / raw", "(b) ratio harness / pytest-embedded",
                   "(c) share of line rate", "(d) timestamp error p99",
                   "(e) idle reader thread CPU", "harness stamp − sim's write",
-                  "sim's write − due (lateness)"):
+                  "sim's write − due (lateness)", "machine noise (before)",
+                  "machine noise (after)"):
         assert label in text
     assert "n/a" in text  # (b) not measured
+
+
+def test_a_missed_timestamp_target_is_read_against_its_split_and_the_floor(
+    small_run: tuple[dict, Path],
+) -> None:
+    doc = json.loads(json.dumps(small_run[0]))
+    doc["met"]["timestamp_error_p99_ms"] = True
+    assert bench._stamp_note(doc) is None
+    doc["met"]["timestamp_error_p99_ms"] = False
+    ts = doc["timestamps"]
+    ts["timestamp_stamp_error_ms"]["p99"] = 0.25
+    ts["simulator_write_lateness_ms"]["p99"] = 1.75
+    for probe, wake in zip(doc["machine_noise"].values(), (0.5, 1.5), strict=True):
+        probe["sleep_1ms_lateness_ms"]["p99"] = wake
+    note = bench._stamp_note(doc)
+    assert note is not None and note in bench.table(doc)
+    assert "stamp error p99 is 0.250 ms" in note and "late by up to 1.750 ms" in note
+    assert "up to 1.500 ms late" in note
+
+
+def test_the_noise_probe_sees_time_taken_from_its_cpu() -> None:
+    """Stopping the probe for 200 ms is time taken away, as a hypervisor would take it."""
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    code = ("import json, sys; from hil import bench; print('spinning', flush=True); "
+            f"print(json.dumps(bench._noise_worker({cpu}, 0.8)))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "spinning\n"
+        time.sleep(0.1)
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGCONT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    got = json.loads(out)
+    assert got["cpu"] == cpu
+    assert got["longest_gap_ms"] >= 150
+    assert got["gaps_over_1ms_per_s"] >= 1
+    assert 15 <= got["lost_percent"] <= 100
 
 
 def test_writes_carrying_maps_byte_offsets_to_writes() -> None:
