@@ -359,11 +359,11 @@ class Channel:
         self._reader: threading.Thread | None = None
         self._stop = threading.Event()
         self._burst: BurstReader | None = None
-        # Who reads: the reader thread, except while a command's caller has borrowed the port
-        # (`_lent`) to read its own answer; `_lease` is held by whichever is reading.
+        # Who reads: whoever holds `_lease`. The reader thread takes it for each read; a
+        # command's caller holds it from before its command is written until its answer is
+        # complete (`_lent`: this command has it), and reads that answer itself.
         self._lease = threading.Lock()
-        self._lent = threading.Event()
-        self._returned = threading.Event()
+        self._lent = False
         self._start(url, open_timeout)
 
     # ---------------------------------------------------------------- lifecycle
@@ -443,7 +443,6 @@ class Channel:
     def _stop_reader(self) -> None:
         port, reader, burst = self._port, self._reader, self._burst
         self._stop.set()
-        self._returned.set()  # a reader standing aside for a caller stops waiting
         if port is None or burst is None:
             return
         with contextlib.suppress(serial.SerialException, OSError):
@@ -459,23 +458,20 @@ class Channel:
 
     def _read_loop(self, burst: BurstReader, stop: threading.Event) -> None:
         while not stop.is_set():
-            if self._lent.is_set():  # a caller reads its own answer: stand aside until it is back
-                self._returned.wait(self._read_timeout)
-                continue
             try:
                 if burst.lendable and not burst.wait(self._read_timeout):
-                    continue  # quiet, or cancelled by a caller that is about to read
+                    continue  # quiet, or cancelled (the channel is closing)
             except Exception as exc:  # any failure of the port ends the reader visibly
                 if not stop.is_set():
                     self._port_lost(f"{type(exc).__name__}: {exc}")
                 return
-            with self._lease:
-                if self._lent.is_set():
-                    continue  # the caller reads what woke us
+            if not self._lease.acquire(timeout=self._read_timeout):
+                continue  # a command's caller is reading: what woke us is its to take
+            try:
                 try:
                     data = burst.take() if burst.lendable else burst.read(self._read_timeout)
-                    t_ns = time.monotonic_ns()  # stamped as the read returns, before anything else
-                except Exception as exc:
+                    t_ns = time.monotonic_ns()  # stamped as the read returns, before all else
+                except Exception as exc:  # any failure of the port ends the reader visibly
                     if not stop.is_set():
                         self._port_lost(f"{type(exc).__name__}: {exc}")
                     return
@@ -485,6 +481,8 @@ class Channel:
                     except Exception as exc:  # a routing bug must surface, not kill silently
                         self._port_lost(f"reader failed: {type(exc).__name__}: {exc}")
                         raise
+            finally:
+                self._lease.release()
 
     def _port_lost(self, why: str) -> None:
         with self._cond:
@@ -555,47 +553,57 @@ class Channel:
         line = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         shown = line.decode("utf-8", "backslashreplace")
         deadline = time.monotonic() + timeout
+        self._check_free(shown)
+        lent = self._lend(shown, deadline)  # before the channel's lock: lease, then lock
+        try:
+            with self._cond:
+                self._check_free(shown)
+                sent_ns = time.monotonic_ns()
+                response = Response(shown, None, [], None, None, Timing(sent_ns), name=spec.name)
+                cmd = _InFlight(shown, spec, response, data)
+                self._cmd = cmd
+                self._framer.expect_prompt = data is not None
+            try:
+                self._write(line + b"\r", sent_ns, shown, "command")
+                if data is not None:
+                    self._send_data(cmd, data, deadline, timeout)
+                self._wait(lambda: cmd.done, cmd, deadline, timeout)
+            finally:
+                with self._cond:
+                    self._cmd = None
+                    self._framer.expect_prompt = False
+                    for event in self._framer.stop_echo():
+                        if isinstance(event, Line):
+                            self._transcript.record_line(RX, event.text, event.t_ns,
+                                                         self._file(event))
+        finally:
+            if lent:
+                self._lent = False
+                self._lease.release()  # the reader, if it waits for the port, has it back
+        if self.observer is not None:
+            self.observer(response)
+        return response
+
+    def _check_free(self, shown: str) -> None:
         with self._cond:
             if self._lost is not None:
                 raise PortLost(f"{self.url}: {self._lost}")
             if self._cmd is not None:
                 raise AtError(f"{shown!r} sent while {self._cmd.text!r} is in flight")
-            lend = self._lend()
-            sent_ns = time.monotonic_ns()
-            response = Response(shown, None, [], None, None, Timing(sent_ns), name=spec.name)
-            cmd = _InFlight(shown, spec, response, data)
-            self._cmd = cmd
-            self._framer.expect_prompt = data is not None
-        try:
-            self._write(line + b"\r", sent_ns, shown, "command")
-            if data is not None:
-                self._send_data(cmd, data, deadline, timeout)
-            self._wait(lambda: cmd.done, cmd, deadline, timeout)
-        finally:
-            with self._cond:
-                self._cmd = None
-                self._framer.expect_prompt = False
-                for event in self._framer.stop_echo():
-                    if isinstance(event, Line):
-                        self._transcript.record_line(RX, event.text, event.t_ns,
-                                                     self._file(event))
-            if lend:
-                self._lent.clear()
-                self._returned.set()
-        if self.observer is not None:
-            self.observer(response)
-        return response
 
-    def _lend(self) -> bool:
-        """Have the reader thread stand aside while this command's caller reads its answer
-        (see `_wait_reading`); False where the port cannot be lent."""
+    def _lend(self, shown: str, deadline: float) -> bool:
+        """Take the port from the reader thread for this command, whose caller then reads
+        its answer itself (see `_wait_reading`); False where the port cannot be lent.
+
+        The reader holds the lease only while it frames a chunk; it is not woken for this.
+        It finds the lease taken when bytes next wake it, and has it back at the end.
+        """
         burst = self._burst
         if burst is None or not burst.lendable:
             return False
-        self._returned.clear()
-        self._lent.set()
-        with contextlib.suppress(serial.SerialException, OSError):
-            burst.cancel()  # a port already gone shows in the first read
+        if not self._lease.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise AtError(f"{shown!r}: the port was not free to read in time")
+        self._lent = True
         return True
 
     def _send_data(self, cmd: _InFlight, data: bytes, deadline: float, timeout: float) -> None:
@@ -620,7 +628,7 @@ class Channel:
         self, done: Callable[[], bool], cmd: _InFlight, deadline: float, timeout: float
     ) -> None:
         burst = self._burst
-        if burst is not None and self._lent.is_set():  # the port is lent to this command
+        if burst is not None and self._lent:  # the port is lent to this command
             self._wait_reading(burst, done, cmd, deadline, timeout)
             return
         with self._cond:
@@ -637,34 +645,26 @@ class Channel:
         """Wait by reading the port in this thread: the answer is framed where it is awaited.
 
         Handing each answer from the reader thread to the caller costs a second wake-up, on a
-        loaded machine a few hundred microseconds. The port is lent instead (`command()`):
-        the reader stands aside, and `_lease` keeps one reader at a time, so bytes are framed
-        in the order they were read.
+        loaded machine a few hundred microseconds. The caller holds the lease (`_lend`), so
+        it is the one reader: bytes are framed in the order they were read.
         """
-        if not self._lease.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        while True:
             with self._cond:
-                raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
-        try:
-            while True:
-                with self._cond:
-                    if done():
-                        return
-                    if self._lost is not None:
-                        raise PortLost(f"{self.url}: {self._lost} during {cmd.text!r}",
-                                       cmd.response)
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
-                try:
-                    data = burst.read(min(remaining, self._read_timeout))
-                    t_ns = time.monotonic_ns()
-                except Exception as exc:  # the port failed under this read
-                    self._port_lost(f"{type(exc).__name__}: {exc}")
-                    continue  # reported above, with the partial response
-                if data:
-                    self._received(data, t_ns)
-        finally:
-            self._lease.release()
+                if done():
+                    return
+                if self._lost is not None:
+                    raise PortLost(f"{self.url}: {self._lost} during {cmd.text!r}", cmd.response)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
+            try:
+                data = burst.read(min(remaining, self._read_timeout))
+                t_ns = time.monotonic_ns()
+            except Exception as exc:  # the port failed under this read
+                self._port_lost(f"{type(exc).__name__}: {exc}")
+                continue  # reported above, with the partial response
+            if data:
+                self._received(data, t_ns)
 
     def _timeout_message(self, cmd: _InFlight, timeout: float) -> str:
         r, spec = cmd.response, cmd.spec
