@@ -21,10 +21,10 @@ import serial
 from hil.at.channel import (
     PLAIN,
     AtError,
-    BurstReader,
     Channel,
     CommandSpec,
     CommandTimeout,
+    PortIO,
     PortLost,
     Response,
     UrcTimeout,
@@ -363,27 +363,27 @@ def test_answer_is_framed_in_the_thread_that_waits_for_it(
     assert channel.transcript.rx_bytes() == bytes(device.written)
 
 
-def test_burst_reader_on_a_pty_takes_the_whole_burst_and_can_be_cancelled() -> None:
+def test_port_io_on_a_pty_takes_the_whole_burst_and_can_be_cancelled() -> None:
     master, slave = os.openpty()
     tty.setraw(slave)
     port = serial.serial_for_url(os.ttyname(slave), timeout=0.2)
     try:
-        burst = BurstReader(port)
-        assert burst.lendable
-        assert burst.wait(0.05) is False  # nothing arrived
-        burst.cancel()
+        io = PortIO(port)
+        assert io.lendable
+        assert io.wait(0.05) is False  # nothing arrived
+        io.cancel()
         started = time.monotonic()
-        assert burst.wait(5) is False  # cancelled: returns at once
+        assert io.wait(5) is False  # cancelled: returns at once
         assert time.monotonic() - started < 1
         os.write(master, b"\r\nOK\r\n+MSUB: 1\r\n")
-        assert burst.wait(2)
+        assert io.wait(2)
         time.sleep(0.05)
-        assert burst.take() == b"\r\nOK\r\n+MSUB: 1\r\n"  # one read, all of it
-        assert burst.take() == b""  # nothing left: no wait
+        assert io.take() == b"\r\nOK\r\n+MSUB: 1\r\n"  # one read, all of it
+        assert io.take() == b""  # nothing left: no wait
         os.close(master)
         master = -1
         with pytest.raises((serial.SerialException, OSError)):
-            burst.read(1)  # the device end went away
+            io.read(1)  # the device end went away
     finally:
         port.close()
         if master >= 0:
@@ -391,14 +391,37 @@ def test_burst_reader_on_a_pty_takes_the_whole_burst_and_can_be_cancelled() -> N
         os.close(slave)
 
 
-def test_burst_reader_elsewhere_goes_through_pyserial() -> None:
+def test_port_io_writes_everything_or_times_out_when_nobody_reads() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    tty.setraw(master)
+    port = serial.serial_for_url(os.ttyname(slave), timeout=0.2)
+    try:
+        io = PortIO(port)
+        data = bytes(range(256)) * 4
+        io.write(data, timeout=2)
+        got = bytearray()
+        while len(got) < len(data) and select.select([master], [], [], 2)[0]:
+            got += os.read(master, 4096)
+        assert bytes(got) == data
+        started = time.monotonic()
+        with pytest.raises(serial.SerialTimeoutException):
+            io.write(b"x" * 1_000_000, timeout=0.3)  # more than the pty holds, none read
+        assert 0.25 < time.monotonic() - started < 2
+    finally:
+        port.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_port_io_elsewhere_goes_through_pyserial() -> None:
     port = serial.serial_for_url("loop://", timeout=0.1)
     try:
-        burst = BurstReader(port)
-        assert not burst.lendable
+        io = PortIO(port)
+        assert not io.lendable
         port.write(b"AT\r")
-        assert burst.read(0.1) == b"AT\r"
-        assert burst.read(0.1) == b""
+        assert io.read(0.1) == b"AT\r"
+        assert io.read(0.1) == b""
     finally:
         port.close()
 

@@ -10,9 +10,9 @@ from hil.at.transcript import RX, TX, Transcript, printable
 
 def test_bytes_are_kept_exact_per_direction() -> None:
     t = Transcript(start_ns=0)
-    t.record_rx(b"\r\nOK\r\n", 10)
+    t.record_received(b"\r\nOK\r\n", 10, ())
     t.record_tx(b"AT\r", 5)
-    t.record_rx(b"\x00\xff", 20)
+    t.record_received(b"\x00\xff", 20, ())
     assert t.rx_bytes() == b"\r\nOK\r\n\x00\xff"
     assert t.tx_bytes() == b"AT\r"
     assert t.chunks(RX) == [(10, b"\r\nOK\r\n"), (20, b"\x00\xff")]
@@ -56,7 +56,7 @@ def test_concurrent_writers_lose_nothing() -> None:
 
     def write(tag: bytes) -> None:
         for i in range(500):
-            t.record_rx(tag, i)
+            t.record_received(tag, i, ())
             t.record_line(RX, tag.decode(), i, "urc")
 
     workers = [threading.Thread(target=write, args=(bytes([65 + n]),)) for n in range(4)]

@@ -190,8 +190,8 @@ def test_recorder_writes_the_run_files(tmp_path: Path) -> None:
 def test_line_bytes_and_rate() -> None:
     t = Transcript(start_ns=0)
     t.record_tx(b"AT\r", 10)
-    t.record_rx(b"AT\r\r\nOK\r\n", 20)
-    t.record_rx(b"late", 40)
+    t.record_received(b"AT\r\r\nOK\r\n", 20, ())
+    t.record_received(b"late", 40, ())
     assert line_bytes(t, 0, 30) == (3, 9)
     assert line_bytes(t, 15, 40) == (0, 13)
     assert line_seconds(11520, 115200) == pytest.approx(1.0)

@@ -256,16 +256,17 @@ class _InFlight:
         return "urc"
 
 
-class BurstReader:
-    """Reads everything that has arrived on a port, waiting a bounded time for the first byte.
+class PortIO:
+    """Reads and writes a port in as few system calls as it allows.
 
     On a POSIX port (device node, pty), where pyserial keeps the descriptor non-blocking and
     a pipe for `cancel_read()`, waiting (select) and taking (one read() of the whole burst)
     are separate steps, so one thread may wait while another reads (`lendable`): the thread
     waiting for an answer reads it itself instead of being woken by the reader thread.
     pyserial's `read(n)` would need the count first (`in_waiting`, an ioctl on the path of
-    every answer). Other ports (`socket://`, `rfc2217://`, `loop://`) go through pyserial
-    with the count, at the port's own timeout.
+    every answer), and its `write()` waits for the port to be writable again after every
+    write, even one the kernel took whole. Other ports (`socket://`, `rfc2217://`,
+    `loop://`) go through pyserial, reads with the count, at the port's own timeout.
     """
 
     def __init__(self, port: serial.SerialBase) -> None:
@@ -314,6 +315,26 @@ class BurstReader:
         waiting = port.in_waiting  # the rest of the burst that woke us: one pass
         return data + port.read(waiting) if waiting else data
 
+    def write(self, data: bytes, timeout: float | None) -> None:
+        """Hand all of `data` to the port; `serial.SerialTimeoutException` when it will not
+        take it within `timeout` seconds (None: no limit)."""
+        if self._fds is None:
+            self._port.write(data)
+            return
+        fd = self._fds[0]
+        view = memoryview(data)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(BlockingIOError):  # full: wait below until it drains
+                view = view[os.write(fd, view):]
+            if not view:
+                return
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise serial.SerialTimeoutException("Write timeout")
+            if not select.select([], [fd], [], left)[1]:
+                raise serial.SerialTimeoutException("Write timeout")
+
     def cancel(self) -> None:
         """Make a wait in progress (or the next one) return at once."""
         cancel = getattr(self._port, "cancel_read", None)
@@ -358,7 +379,7 @@ class Channel:
         self._port: serial.SerialBase | None = None
         self._reader: threading.Thread | None = None
         self._stop = threading.Event()
-        self._burst: BurstReader | None = None
+        self._io: PortIO | None = None
         # Who reads: whoever holds `_lease`. The reader thread takes it for each read; a
         # command's caller holds it from before its command is written until its answer is
         # complete (`_lent`: this command has it), and reads that answer itself.
@@ -416,11 +437,11 @@ class Channel:
         port = self._open(url, timeout)
         self.transcript.note(f"opened {url} at {self.baudrate} baud")
         stop = threading.Event()
-        burst = BurstReader(port)
+        io = PortIO(port)
         reader = threading.Thread(
-            target=self._read_loop, args=(burst, stop), name=f"at-reader {url}", daemon=True
+            target=self._read_loop, args=(io, stop), name=f"at-reader {url}", daemon=True
         )
-        self._port, self._stop, self._reader, self._burst = port, stop, reader, burst
+        self._port, self._stop, self._reader, self._io = port, stop, reader, io
         reader.start()
 
     def _open(self, url: str, timeout: float) -> serial.SerialBase:
@@ -441,25 +462,25 @@ class Channel:
                 retry.wait(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _stop_reader(self) -> None:
-        port, reader, burst = self._port, self._reader, self._burst
+        port, reader, io = self._port, self._reader, self._io
         self._stop.set()
-        if port is None or burst is None:
+        if port is None or io is None:
             return
         with contextlib.suppress(serial.SerialException, OSError):
-            burst.cancel()  # if the port is gone already, the reader ends on its own
+            io.cancel()  # if the port is gone already, the reader ends on its own
         if reader is not None and reader is not threading.current_thread():
             reader.join(timeout=self._read_timeout * 4 + 1.0)
         with contextlib.suppress(serial.SerialException, OSError):
             port.close()  # closing a vanished device may fail; it is closed either way
-        self._port = self._reader = self._burst = None
+        self._port = self._reader = self._io = None
         self.transcript.note(f"closed {self.url}")
 
     # ---------------------------------------------------------------- reading
 
-    def _read_loop(self, burst: BurstReader, stop: threading.Event) -> None:
+    def _read_loop(self, io: PortIO, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                if burst.lendable and not burst.wait(self._read_timeout):
+                if io.lendable and not io.wait(self._read_timeout):
                     continue  # quiet, or cancelled (the channel is closing)
             except Exception as exc:  # any failure of the port ends the reader visibly
                 if not stop.is_set():
@@ -469,7 +490,7 @@ class Channel:
                 continue  # a command's caller is reading: what woke us is its to take
             try:
                 try:
-                    data = burst.take() if burst.lendable else burst.read(self._read_timeout)
+                    data = io.take() if io.lendable else io.read(self._read_timeout)
                     t_ns = time.monotonic_ns()  # stamped as the read returns, before all else
                 except Exception as exc:  # any failure of the port ends the reader visibly
                     if not stop.is_set():
@@ -514,9 +535,7 @@ class Channel:
                     wake = wake or kind in _WAKES
             if wake:  # an echo, an information line or a part line ends no wait: wake no one
                 self._cond.notify_all()
-        transcript.record_rx(data, t_ns)
-        for text, line_ns, kind in shown:
-            transcript.record_line(RX, text, line_ns, kind)
+        transcript.record_received(data, t_ns, shown)
 
     def _prompted(self, prompt: Prompt) -> None:
         cmd = self._cmd
@@ -598,8 +617,8 @@ class Channel:
         The reader holds the lease only while it frames a chunk; it is not woken for this.
         It finds the lease taken when bytes next wake it, and has it back at the end.
         """
-        burst = self._burst
-        if burst is None or not burst.lendable:
+        io = self._io
+        if io is None or not io.lendable:
             return False
         if not self._lease.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise AtError(f"{shown!r}: the port was not free to read in time")
@@ -627,9 +646,9 @@ class Channel:
     def _wait(
         self, done: Callable[[], bool], cmd: _InFlight, deadline: float, timeout: float
     ) -> None:
-        burst = self._burst
-        if burst is not None and self._lent:  # the port is lent to this command
-            self._wait_reading(burst, done, cmd, deadline, timeout)
+        io = self._io
+        if io is not None and self._lent:  # the port is lent to this command
+            self._wait_reading(io, done, cmd, deadline, timeout)
             return
         with self._cond:
             while not done():
@@ -640,7 +659,7 @@ class Channel:
                     raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
                 self._cond.wait(remaining)
 
-    def _wait_reading(self, burst: BurstReader, done: Callable[[], bool], cmd: _InFlight,
+    def _wait_reading(self, io: PortIO, done: Callable[[], bool], cmd: _InFlight,
                       deadline: float, timeout: float) -> None:
         """Wait by reading the port in this thread: the answer is framed where it is awaited.
 
@@ -658,7 +677,7 @@ class Channel:
                 if remaining <= 0:
                     raise CommandTimeout(self._timeout_message(cmd, timeout), cmd.response)
             try:
-                data = burst.read(min(remaining, self._read_timeout))
+                data = io.read(min(remaining, self._read_timeout))
                 t_ns = time.monotonic_ns()
             except Exception as exc:  # the port failed under this read
                 self._port_lost(f"{type(exc).__name__}: {exc}")
@@ -685,13 +704,13 @@ class Channel:
 
     def _write(self, data: bytes, t_ns: int, text: str, kind: str) -> None:
         with self._cond:
-            port = self._port
+            io = self._io
             self._transcript.record_tx(data, t_ns)
             self._transcript.record_line(TX, text, t_ns, kind)
-        if port is None:
+        if io is None:
             raise PortLost(f"{self.url}: port is closed")
         try:
-            port.write(data)
+            io.write(data, None if self.url.startswith("rfc2217:") else self._write_timeout)
         except serial.SerialTimeoutException as exc:
             raise AtError(f"{self.url}: write of {len(data)} bytes timed out") from exc
         except (serial.SerialException, OSError) as exc:

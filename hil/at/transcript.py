@@ -60,7 +60,9 @@ class Transcript:
         self.mask: list[str] = [s for s in mask if s]
         self._lock = threading.Lock()
         self._chunks: dict[str, list[tuple[int, bytes]]] = {RX: [], TX: []}
-        self._events: list[Event] = []
+        # (t_ns, direction, kind, text), made into Events when read: recording is on the
+        # path of every answer, reading is not
+        self._events: list[tuple[int, str, str, str]] = []
 
     def mask_secret(self, secret: str) -> None:
         """Hide `secret` from now on wherever it appears in the rendered log."""
@@ -68,17 +70,20 @@ class Transcript:
             if secret and secret not in self.mask:
                 self.mask.append(secret)
 
-    def record_rx(self, data: bytes, t_ns: int) -> None:
-        with self._lock:
-            self._chunks[RX].append((t_ns, bytes(data)))
-
     def record_tx(self, data: bytes, t_ns: int) -> None:
         with self._lock:
             self._chunks[TX].append((t_ns, bytes(data)))
 
     def record_line(self, direction: str, text: str, t_ns: int, kind: str) -> None:
         with self._lock:
-            self._events.append(Event(t_ns, direction, kind, text))
+            self._events.append((t_ns, direction, kind, text))
+
+    def record_received(self, data: bytes, t_ns: int,
+                        lines: Iterable[tuple[str, int, str]]) -> None:
+        """A received chunk and the (text, t_ns, kind) of the events it completed, at once."""
+        with self._lock:
+            self._chunks[RX].append((t_ns, bytes(data)))
+            self._events.extend((line_ns, RX, kind, text) for text, line_ns, kind in lines)
 
     def note(self, text: str, t_ns: int | None = None) -> None:
         """Say something in the log that the device did not (reopened port, lost port...)."""
@@ -99,7 +104,8 @@ class Transcript:
     def events(self) -> list[Event]:
         """Snapshot of the decoded events in time order."""
         with self._lock:
-            return sorted(self._events, key=lambda e: e.t_ns)
+            events = sorted(self._events, key=lambda e: e[0])
+        return [Event(*event) for event in events]
 
     def render(self) -> str:
         """The text of transcript.log: ms since start, direction, kind, masked text."""
