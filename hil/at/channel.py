@@ -317,7 +317,8 @@ class PortIO:
 
     def write(self, data: bytes, timeout: float | None) -> None:
         """Hand all of `data` to the port; `serial.SerialTimeoutException` when it will not
-        take it within `timeout` seconds (None: no limit)."""
+        take it within `timeout` seconds (None: no limit; on a port that is not lendable,
+        the write timeout it was opened with)."""
         if self._fds is None:
             self._port.write(data)
             return
@@ -346,9 +347,8 @@ class Channel:
     """An AT command channel over any pyserial URL.
 
     Use from one test thread; the reader thread (or, during a command, that thread) only
-    feeds and routes. `transcript` may be
-    swapped between tests (a fresh one per test); `observer` is called with each completed
-    Response.
+    feeds and routes. `transcript` may be swapped between tests (a fresh one per test);
+    `observer` is called with each completed Response.
     """
 
     def __init__(
@@ -710,7 +710,7 @@ class Channel:
         if io is None:
             raise PortLost(f"{self.url}: port is closed")
         try:
-            io.write(data, None if self.url.startswith("rfc2217:") else self._write_timeout)
+            io.write(data, self._write_timeout)
         except serial.SerialTimeoutException as exc:
             raise AtError(f"{self.url}: write of {len(data)} bytes timed out") from exc
         except (serial.SerialException, OSError) as exc:
