@@ -9,7 +9,8 @@ reports/latest points at the new run; and every file of the run is checked for s
 Exit status: pytest's (0 only if every test passed), unless the report could not be made
 (REPORT_FAILED) or a secret leaked into reports/ (SECRET_LEAKED). With --baseline, the run is
 also compared with that baseline before the report is made (docs/acceptance.md): when pytest
-passed, the status is the comparison's (1 regressions, 2 could not compare).
+passed, the status is the comparison's (1 regressions, NO_COMPARISON when it could not be
+made: a status of its own, as pytest's 2 means interrupted).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ ALLURE = Path("tools", "allure", "node_modules", ".bin", "allure")
 DEFAULT_RIG = ROOT / "rigs" / "simulator.toml"
 REPORT_FAILED = 6
 SECRET_LEAKED = 7
+NO_COMPARISON = 8
 GENERATE_TIMEOUT_S = 600
 
 
@@ -257,7 +259,7 @@ def main(args: argparse.Namespace) -> int:
     problem = args.baseline and acceptance.check_baseline(args.baseline)
     if problem:
         print(f"hil run: --baseline: {problem}", file=sys.stderr)
-        return acceptance.CANNOT_COMPARE
+        return NO_COMPARISON
     run = new_run_dir(reports)
     print(f"hil run: rig {rig.name!r}, results in {run}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hil-run-") as private:
@@ -267,7 +269,8 @@ def main(args: argparse.Namespace) -> int:
         outcome = status
         if args.baseline is not None:
             verdict = acceptance.gate(args.baseline, run, rig.acceptance)
-            outcome = status or verdict
+            outcome = status or (NO_COMPARISON if verdict == acceptance.CANNOT_COMPARE
+                                 else verdict)
         try:
             index = report(run, reports, rig.name, allure)
         except (RunError, OSError) as exc:

@@ -244,6 +244,23 @@ def test_gate_without_a_baseline_is_broken(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.skipif(not os.access(ALLURE, os.X_OK), reason="the Allure command line is missing")
 def test_hil_run_refuses_a_bad_baseline_before_running(tmp_path: Path, capsys) -> None:
-    assert hil("run", "--reports", tmp_path / "reports", "--baseline", tmp_path / "nowhere") == 2
+    assert hil("run", "--reports", tmp_path / "reports", "--baseline", tmp_path / "nowhere") == 8
     assert "--baseline" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not os.access(ALLURE, os.X_OK), reason="the Allure command line is missing")
+def test_hil_run_says_could_not_compare_with_a_status_of_its_own(tmp_path: Path,
+                                                                  capsys) -> None:
+    """The suites pass, the baseline reads, but it is another model's: 8, not pytest's 2."""
+    other = write_run(tmp_path / "runs" / "l716", model="L716", revision="L716_V1")
+    accepted = tmp_path / "baselines"
+    assert hil("baseline", "accept", other, "--into", accepted) == 0
+    status = hil("run", "--reports", tmp_path / "reports", "--baseline", accepted,
+                 "suites/test_general.py::test_commands_end_in_ok_or_error")
+    out = capsys.readouterr().out
+    assert status == 8, out[-3000:]
+    assert "pytest exit status 0" in out
+    run = (tmp_path / "reports" / "latest").resolve()
+    assert "cannot compare" in (run / "compare.md").read_text()
