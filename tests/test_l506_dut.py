@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from test_at_channel import FakeDevice, crlf
+from fakedevice import FakeDevice, crlf
 
 from hil.l506.commands import MIPCLOSE
 from hil.l506.dut import L506, Timeouts, WillConfig
