@@ -64,8 +64,8 @@ class FakeDevice:
             os.close(self.slave)
 
     def _write(self, data: bytes) -> None:
+        self.written += data  # first: once the channel has the bytes, so does `written`
         os.write(self.master, data)
-        self.written += data
 
     def _serve(self) -> None:
         while not self._stop.is_set():

@@ -11,7 +11,7 @@ from hil.at.transcript import RX, TX, Transcript, printable
 def test_bytes_are_kept_exact_per_direction() -> None:
     t = Transcript(start_ns=0)
     t.record_received(b"\r\nOK\r\n", 10, ())
-    t.record_tx(b"AT\r", 5)
+    t.record_sent(b"AT\r", 5, "AT", "command")
     t.record_received(b"\x00\xff", 20, ())
     assert t.rx_bytes() == b"\r\nOK\r\n\x00\xff"
     assert t.tx_bytes() == b"AT\r"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 import types
@@ -293,7 +294,10 @@ def test_manual_asks_the_operator_on_the_terminal() -> None:
         power = ManualPower(timeout_s=5, tty=os.ttyname(slave), environ={})
         os.write(master, b"\n")  # the operator pressed Enter
         power.off()
-        assert b"switch the module OFF" in os.read(master, 4096)
+        shown = b""  # the typed Enter's echo may come through first, the prompt after it
+        while b"switch the module OFF" not in shown and select.select([master], [], [], 5)[0]:
+            shown += os.read(master, 4096)
+        assert b"switch the module OFF" in shown
     finally:
         os.close(master)
         os.close(slave)

@@ -189,7 +189,7 @@ def test_recorder_writes_the_run_files(tmp_path: Path) -> None:
 
 def test_line_bytes_and_rate() -> None:
     t = Transcript(start_ns=0)
-    t.record_tx(b"AT\r", 10)
+    t.record_sent(b"AT\r", 10, "AT", "command")
     t.record_received(b"AT\r\r\nOK\r\n", 20, ())
     t.record_received(b"late", 40, ())
     assert line_bytes(t, 0, 30) == (3, 9)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import serial
 
 from hil.at.framer import CountedLine, DataEcho, Framer, Line, Prompt
-from hil.at.transcript import RX, TX, Transcript
+from hil.at.transcript import RX, Transcript
 
 _FINAL = re.compile(rb"(?:OK|ERROR|\+CM[ES] ERROR:.*)\Z")
 _ERROR = re.compile(rb"(?:ERROR|\+CM[ES] ERROR:)")
@@ -705,8 +705,7 @@ class Channel:
     def _write(self, data: bytes, t_ns: int, text: str, kind: str) -> None:
         with self._cond:
             io = self._io
-            self._transcript.record_tx(data, t_ns)
-            self._transcript.record_line(TX, text, t_ns, kind)
+            self._transcript.record_sent(data, t_ns, text, kind)
         if io is None:
             raise PortLost(f"{self.url}: port is closed")
         try:

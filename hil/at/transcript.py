@@ -70,9 +70,11 @@ class Transcript:
             if secret and secret not in self.mask:
                 self.mask.append(secret)
 
-    def record_tx(self, data: bytes, t_ns: int) -> None:
+    def record_sent(self, data: bytes, t_ns: int, text: str, kind: str) -> None:
+        """Bytes written to the device and the event they are (command, data...), at once."""
         with self._lock:
             self._chunks[TX].append((t_ns, bytes(data)))
+            self._events.append((t_ns, TX, kind, text))
 
     def record_line(self, direction: str, text: str, t_ns: int, kind: str) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hil.power.lines import Drive, LinePower
+from hil.power.lines import Drive, LineBackend, LinePower
 from hil.power.protocol import PowerError
 
 CONSUMER = "l506-hil power"
@@ -30,7 +30,7 @@ def _gpiod() -> Any:
     return gpiod, Direction, Value
 
 
-class GpioPower:
+class GpioPower(LineBackend):
     """PowerProtocol over one requested output line; the request is held until `close()`."""
 
     def __init__(
@@ -68,15 +68,6 @@ class GpioPower:
                                     self._value.ACTIVE if active else self._value.INACTIVE)
         except OSError as exc:
             raise PowerError(f"cannot set GPIO line {self.line!r}: {exc}") from exc
-
-    def on(self) -> None:
-        self._lines.on()
-
-    def off(self) -> None:
-        self._lines.off()
-
-    def cycle(self) -> None:
-        self._lines.cycle()
 
     def close(self) -> None:
         self._request.release()

@@ -60,3 +60,18 @@ class LinePower:
         self.off()
         self._sleep(self.off_wait_s)
         self.on()
+
+
+class LineBackend:
+    """A power backend that is one digital line: on/off/cycle are its `LinePower`'s."""
+
+    _lines: LinePower
+
+    def on(self) -> None:
+        self._lines.on()
+
+    def off(self) -> None:
+        self._lines.off()
+
+    def cycle(self) -> None:
+        self._lines.cycle()

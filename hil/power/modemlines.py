@@ -11,13 +11,13 @@ from typing import Literal
 
 import serial
 
-from hil.power.lines import Drive, LinePower
+from hil.power.lines import Drive, LineBackend, LinePower
 from hil.power.protocol import PowerError
 
 Line = Literal["dtr", "rts"]
 
 
-class ModemLinePower:
+class ModemLinePower(LineBackend):
     """PowerProtocol over pyserial's `dtr`/`rts` of an open port."""
 
     def __init__(
@@ -60,15 +60,6 @@ class ModemLinePower:
             setattr(self.port, self.line, level)
         except (serial.SerialException, OSError) as exc:
             raise PowerError(f"cannot set {self.line.upper()} on {self.port.port}: {exc}") from exc
-
-    def on(self) -> None:
-        self._lines.on()
-
-    def off(self) -> None:
-        self._lines.off()
-
-    def cycle(self) -> None:
-        self._lines.cycle()
 
     def close(self) -> None:
         self.port.close()
