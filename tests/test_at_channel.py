@@ -295,6 +295,37 @@ def test_port_io_on_a_pty_takes_the_whole_burst_and_can_be_cancelled() -> None:
         os.close(slave)
 
 
+def test_port_io_bytes_landing_just_after_an_empty_read_are_not_a_lost_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The reader thread woke for bytes a command's caller then took: its read comes back
+    # empty, and the device's next bytes may land before it looks again. Only a hang-up
+    # (POLLHUP) is a lost port.
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = serial.serial_for_url(os.ttyname(slave), timeout=0.2)
+    real_read = os.read
+
+    def read_then_bytes_land(fd: int, n: int) -> bytes:
+        data = real_read(fd, n) if fd != port.fd else b""
+        if fd == port.fd:
+            os.write(master, b"+MSUB: 1\r\n")
+            select.select([fd], [], [], 2)  # they have landed: the port polls readable
+        return data
+
+    try:
+        io = PortIO(port)
+        monkeypatch.setattr(os, "read", read_then_bytes_land)
+        assert io.take() == b""
+        monkeypatch.setattr(os, "read", real_read)
+        assert io.take() == b"+MSUB: 1\r\n"
+    finally:
+        monkeypatch.undo()
+        port.close()
+        os.close(master)
+        os.close(slave)
+
+
 def test_port_io_writes_everything_or_times_out_when_nobody_reads() -> None:
     master, slave = os.openpty()
     tty.setraw(slave)

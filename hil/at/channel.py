@@ -299,12 +299,20 @@ class PortIO:
             data = os.read(fd, _BURST)
         except BlockingIOError:
             return b""
-        # pyserial sets VMIN=0: an empty port reads as b"" too. A vanished USB device (or a
-        # pty whose other end closed) reads empty while it still polls readable.
-        if not data and select.select([fd], [], [], 0)[0]:
-            raise serial.SerialException("device reports readiness to read but returned no data "
-                                         "(device disconnected?)")
+        # pyserial sets VMIN=0: an empty port reads as b"" too, and bytes may arrive just
+        # after such a read, so "readable" proves nothing. A hung-up tty (USB device gone,
+        # pty whose other end closed) says so: POLLHUP.
+        if not data and self._hung_up(fd):
+            raise serial.SerialException("device hung up: it reads empty and polls POLLHUP "
+                                         "(unplugged, or the other end of the pty closed)")
         return data
+
+    @staticmethod
+    def _hung_up(fd: int) -> bool:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL)
+                   for _, ev in poller.poll(0))
 
     def read(self, timeout: float) -> bytes:
         """What has arrived, or b"" after `timeout` (the port's own, if not lendable)."""
