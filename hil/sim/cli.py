@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="record every write to the port as 't_ns nbytes' lines (time.monotonic_ns() "
-        "as the write returned), written out at power-off; lets `hil bench` tell the "
+        "just before the write), written out at power-off; lets `hil bench` tell the "
         "simulator's lateness from the harness's stamping",
     )
     parser.add_argument(

@@ -204,7 +204,7 @@ class SimHost:
         self._client: asyncio.Transport | None = None
         self.url: str | None = None
         self.pty_path: str | None = None
-        # (time.monotonic_ns() just after the write returned, bytes written), kept in memory
+        # (time.monotonic_ns() just before the write was made, bytes written), kept in memory
         # while powered so the hot path only appends; written out at power-off
         self._writes: list[tuple[int, int]] | None = [] if config.write_log else None
         self._write_log_started = False
@@ -346,14 +346,15 @@ class SimHost:
     def _write_port(self, data: bytes, due: float | None = None) -> None:
         writes = self._writes
         if self._client is not None:
-            self._client.write(data)
             if writes is not None:
                 writes.append((time.monotonic_ns(), len(data)))
+            self._client.write(data)
             return
         if self._master is None:
             return
         view = memoryview(data)
         while view:
+            t_ns = time.monotonic_ns()  # before: no byte of this write is readable earlier
             try:
                 written = os.write(self._master, view)
             except BlockingIOError:
@@ -363,7 +364,7 @@ class SimHost:
             except OSError:
                 return
             if writes is not None:
-                writes.append((time.monotonic_ns(), written))
+                writes.append((t_ns, written))
             view = view[written:]
 
     def _flush_write_log(self) -> None:
@@ -486,8 +487,9 @@ def _client_tls() -> ssl.SSLContext:
 def write_log_lines(writes: Sequence[tuple[int, int]]) -> str:
     """The `--write-log` format: one line `t_ns nbytes` a write, in the order written.
 
-    `t_ns` is `time.monotonic_ns()` taken as the write returned: CLOCK_MONOTONIC is one
-    clock for every process on Linux, so another process can set its own stamps against it.
+    `t_ns` is `time.monotonic_ns()` taken just before the write was made, so no byte of it
+    can be read earlier: CLOCK_MONOTONIC is one clock for every process on Linux, so another
+    process can set its own stamps against it.
     """
     return "".join(f"{t} {n}\n" for t, n in writes)
 
