@@ -55,7 +55,14 @@ import serial
 
 from hil.at.transcript import RX
 from hil.l506.dut import L506
-from hil.report.timing import BITS_PER_BYTE, echo_bytes, line_bytes, line_rate_fraction, stats
+from hil.report.timing import (
+    BITS_PER_BYTE,
+    echo_bytes,
+    line_bytes,
+    line_rate_fraction,
+    line_seconds,
+    stats,
+)
 from hil.sim.host import read_write_log
 
 SCHEMA = 1
@@ -430,7 +437,6 @@ def timestamp_run(url: str, baud: int, inject: Mapping[str, float], samples: int
     answer's bytes back; the final code is stamped when the chunk holding it arrives.
     """
     at = L506.open(url, baud, open_timeout=OPEN_TIMEOUT_S)
-    byte_ms = BITS_PER_BYTE / baud * 1000
     taken: list[tuple[str, int, int, float, bytes]] = []
     start_ns = time.monotonic_ns()  # the module is silent until the first command below
     try:
@@ -446,7 +452,7 @@ def timestamp_run(url: str, baud: int, inject: Mapping[str, float], samples: int
                 if t.final_ns is None or response.final is None:
                     raise BenchError(f"{name}: no final code: {response.summary()}")
                 tx, rx = line_bytes(at.channel.transcript, t.sent_ns, t.final_ns)
-                expected = (tx + rx) * byte_ms + latency_ms
+                expected = line_seconds(tx + rx, baud) * 1000 + latency_ms
                 taken.append((name, t.sent_ns, t.final_ns, expected, response.final.raw))
         at.echo(True)
     finally:

@@ -19,7 +19,8 @@ from hil.l506.dut import L506
 from hil.power.protocol import PowerError, PowerProtocol
 
 _READY_URC = re.compile(rb"Call Ready|RDY|\+CREG|\+CEREG|\+CGREG")
-_BOOT_URC = re.compile(rb"RDY|Call Ready")
+#: What a module prints as it boots: proof that a restart happened.
+BOOT_URC = re.compile(rb"\A(?:RDY|Call Ready|\+CPIN: ?READY|SMS Ready|PB DONE)")
 _IMEI = re.compile(r"\b(\d{8})(\d{6,9})\b")
 #: Seconds an AT probe may take while the module boots: short, the boot time paces retries.
 _PROBE_S = 0.5
@@ -87,7 +88,7 @@ class Device:
             except AtError:
                 pass  # silent while booting
             with contextlib.suppress(UrcTimeout, PortLost):
-                self.channel.wait_urc(_BOOT_URC, timeout=min(_PROBE_S, max(left, 0.01)))
+                self.channel.wait_urc(BOOT_URC, timeout=min(_PROBE_S, max(left, 0.01)))
 
     def _wait_registered(self, timeout: float) -> None:
         at = self.at
@@ -147,10 +148,25 @@ class Device:
         self.wait_ready(boot_timeout)
 
     def soft_reset(self, boot_timeout: float | None = None) -> None:
-        """DEV-1 by AT+CFUN=1,1: the module restarts; its port may vanish and come back."""
-        with contextlib.suppress(PortLost):  # a USB module may drop the port before OK
-            self.at.cfun(1, 1)
+        """DEV-1 by AT+CFUN=1,1, then proof of the restart, then readiness.
+
+        Proof is a boot URC or the port going away (a USB module re-enumerates, maybe
+        before its OK); without either, the module still answering AT could be the old run.
+        A module that prints neither has had its boot time to restart in.
+        """
+        wait = self.boot_timeout if boot_timeout is None else boot_timeout
+        self.channel.drain_urcs()
+        try:
+            answer = self.at.cfun(1, 1)
+            if not answer.response.ok:
+                raise AtError(f"AT+CFUN=1,1 not accepted: {answer.response.summary()}")
+            self.channel.wait_urc(BOOT_URC, timeout=wait)
+        except UrcTimeout:
+            pass  # no boot URC on this module: it has had its boot time
+        except PortLost:
+            self.reconnect(boot_timeout)
         self.wait_ready(boot_timeout)
+        self.channel.drain_urcs()
 
     def device_seconds(self, seconds: float) -> float:
         """A documented device time, as it passes on this DUT."""

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -45,9 +44,7 @@ class Outcome:
     tail: str = ""
 
 
-def pytest_command(
-    bug: str | None, report_dir: Path, extra: Sequence[str] = (), *, targeted: bool = False
-) -> list[str]:
+def pytest_command(bug: str | None, report_dir: Path, *, targeted: bool = False) -> list[str]:
     """The suites with `bug`; `targeted`: only the tests marked with the bug's clause."""
     command = [
         sys.executable, "-m", "pytest", "suites", "-x", "-q", "-p", "no:cacheprovider",
@@ -57,7 +54,7 @@ def pytest_command(
         command += ["--sim-bug", bug]
         if targeted:
             command += ["--clause", BUGS[bug][0]]
-    return command + list(extra)
+    return command
 
 
 def first_failure(output: str) -> str:
@@ -66,7 +63,7 @@ def first_failure(output: str) -> str:
     return m.group(1) if m else ""
 
 
-def verdict_of(bug: str | None, returncode: int | None, output: str) -> str:
+def verdict_of(bug: str | None, returncode: int | None) -> str:
     """pytest's exit code as a verdict: 1 (tests failed) catches a bug; 0 lets it survive;
     anything else (interrupted, internal or usage error, nothing collected) says nothing."""
     if returncode is None:
@@ -86,8 +83,6 @@ def run_once(
     bug: str | None,
     *,
     timeout: float,
-    root: Path = ROOT,
-    extra: Sequence[str] = (),
     targeted: bool = False,
 ) -> Outcome:
     """Run the suites with `bug` (None: none) in a fresh report folder, bounded by
@@ -95,9 +90,9 @@ def run_once(
     killed."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"hil-mutant-{bug or 'baseline'}-") as folder:
-        command = pytest_command(bug, Path(folder), extra, targeted=targeted)
+        command = pytest_command(bug, Path(folder), targeted=targeted)
         proc = subprocess.Popen(
-            command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )
         try:
@@ -106,7 +101,7 @@ def run_once(
         except subprocess.TimeoutExpired:
             output = _stop(proc)
             returncode = None
-    verdict = verdict_of(bug, returncode, output)
+    verdict = verdict_of(bug, returncode)
     clause = BUGS[bug][0] if bug else ""
     return Outcome(
         bug=bug or "",
@@ -143,17 +138,15 @@ def run_all(
     """One run per bug, `jobs` at a time; outcomes in the order of `bugs`."""
     names = list(bugs)
     done: dict[str, Outcome] = {}
-    lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {
             pool.submit(runner, name, timeout=timeout, targeted=targeted): name
             for name in names
         }
         for future in as_completed(futures):
-            outcome = future.result()
-            with lock:
-                done[futures[future]] = outcome
-                progress(outcome)
+            outcome = future.result()  # as_completed yields here, in this thread
+            done[futures[future]] = outcome
+            progress(outcome)
     return [done[name] for name in names]
 
 

@@ -7,7 +7,6 @@ import re
 import allure
 import pytest
 
-from fixtures.capabilities import restart_module
 from hil.broker import Broker
 from hil.device import Device, mask_imei
 from hil.l506.types import MqttStatus, ResultType
@@ -40,7 +39,7 @@ def test_reset_by_cfun(dut: Device, broker: Broker, names) -> None:
     at = dut.at
     bring_up(dut, broker.plain_port, names.client_id)
     expect_status(at, MqttStatus.MQTT_CONNECTED)
-    restart_module(dut)
+    dut.soft_reset()
     assert at.at().response.ok
     expect_status(at, MqttStatus.NO_CONNECTION)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.capabilities import restart_module
 from hil.broker import Broker
 from hil.device import Device
 from hil.l506 import commands
@@ -90,7 +89,7 @@ def test_ssl_is_off_after_a_restart(dut: Device, broker: Broker, names) -> None:
     """
     at = dut.at
     assert at.mqttssl(1).ok
-    restart_module(dut)
+    dut.soft_reset()
     expect_result(at.mconfig(names.client_id), "MCONFIG", ResultType.NO_ERROR)
     expect_result(at.mipstart(dut.broker_host, broker.plain_port), "MIPSTART")
     expect_result(at.mconnect(1, 30), "MCONNECT", ResultType.NO_ERROR)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.capabilities import restart_module
 from hil.broker import Broker
 from hil.device import Device
 from hil.l506 import commands
@@ -94,7 +93,7 @@ def test_echo_and_spaces(dut: Device, broker: Broker, peer, names, characterize)
     )
 
     assert at.echo(False).response.ok
-    restart_module(dut)
+    dut.soft_reset()
     booted = at.at()
     characterize.record(
         "GEN-5",

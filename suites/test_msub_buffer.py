@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.capabilities import restart_module
 from hil.broker import Broker
 from hil.device import Device
 from hil.l506 import commands
@@ -44,7 +43,7 @@ def test_ring_of_four_over_two_laps(dut: Device, broker: Broker, peer, names) ->
     AT+MQTTMSGGET without n prints the store in slot order (not arrival order)."""
     at = dut.at
     topic = names.topic()
-    restart_module(dut)
+    dut.soft_reset()
     _connected_in_manual_mode(dut, broker, names, topic)
     messages = [f"message {i}".encode() for i in range(2 * SLOTS + 1)]
 
@@ -77,7 +76,7 @@ def test_msgget_without_n_on_a_partly_filled_store(
     first."""
     at = dut.at
     topic = names.topic()
-    restart_module(dut)
+    dut.soft_reset()
     _connected_in_manual_mode(dut, broker, names, topic)
     assert [_store(dut, peer, topic, p) for p in (b"first", b"second")] == [0, 1]
     answer = at.msgget()
@@ -100,7 +99,7 @@ def test_store_is_empty_after_a_restart(
     topic = names.topic()
     _connected_in_manual_mode(dut, broker, names, topic)
     _store(dut, peer, topic, b"kept in RAM")
-    restart_module(dut)
+    dut.soft_reset()
     for n in range(SLOTS):
         answer = at.msgget(n)
         response = answer.response

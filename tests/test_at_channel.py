@@ -307,17 +307,17 @@ def test_port_io_bytes_landing_just_after_an_empty_read_are_not_a_lost_port(
     real_read = os.read
 
     def read_then_bytes_land(fd: int, n: int) -> bytes:
-        data = real_read(fd, n) if fd != port.fd else b""
-        if fd == port.fd:
-            os.write(master, b"+MSUB: 1\r\n")
-            select.select([fd], [], [], 2)  # they have landed: the port polls readable
-        return data
+        if fd != port.fd:
+            return real_read(fd, n)
+        os.write(master, b"+MSUB: 1\r\n")
+        select.select([fd], [], [], 2)  # they have landed: the port polls readable
+        return b""  # what the read got: another thread had taken what woke it
 
     try:
         io = PortIO(port)
         monkeypatch.setattr(os, "read", read_then_bytes_land)
         assert io.take() == b""
-        monkeypatch.setattr(os, "read", real_read)
+        monkeypatch.undo()
         assert io.take() == b"+MSUB: 1\r\n"
     finally:
         monkeypatch.undo()

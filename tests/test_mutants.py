@@ -42,7 +42,7 @@ def test_first_failure_is_read_from_the_short_summary() -> None:
     ],
 )
 def test_exit_codes_become_verdicts(bug: str | None, code: int | None, verdict: str) -> None:
-    assert mutants.verdict_of(bug, code, "") == verdict
+    assert mutants.verdict_of(bug, code) == verdict
 
 
 def test_the_command_runs_the_suites_fail_fast_with_the_bug(tmp_path) -> None:

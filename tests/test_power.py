@@ -7,11 +7,13 @@ import select
 import sys
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import serial
 
+from hil.at.channel import AtError, Channel
 from hil.device import Device
 from hil.l506.dut import L506
 from hil.l506.types import MqttStatus
@@ -21,6 +23,7 @@ from hil.power.manual import ManualPower
 from hil.sim.firmware import Firmware
 from hil.sim.host import SimConfig, Simulator
 from hil.sim.profiles import V32
+from tests.fakedevice import FakeDevice, crlf
 
 
 class Clock:
@@ -343,7 +346,8 @@ def sim_device(tmp_path: Path):
 
 def test_simulator_power_cycle_loses_ram_and_comes_back(sim_device) -> None:
     dev, sim = sim_device
-    assert dev.at.msgset(1).ok and dev.at.mqttssl(1).ok
+    assert dev.at.msgset(1).ok and dev.at.mqttssl(1).ok and dev.at.echo(False).ok
+    assert dev.at.at().response.echo is None
     pty_before = sim.host.pty_path
     start = time.monotonic()
     dev.power_cycle()
@@ -351,8 +355,8 @@ def test_simulator_power_cycle_loses_ram_and_comes_back(sim_device) -> None:
     assert sim.host.pty_path is not None
     assert os.path.realpath(dev.channel.url) == sim.host.pty_path  # the link was re-pointed
     assert pty_before is not None
+    assert dev.at.at().response.echo is not None  # RAM state lost: echo is on again
     assert dev.at.statu().value == MqttStatus.NO_CONNECTION
-    assert dev.at.echo(True).ok
 
 
 def test_soft_reset_by_cfun(sim_device) -> None:
@@ -360,6 +364,37 @@ def test_soft_reset_by_cfun(sim_device) -> None:
     assert dev.at.echo(False).ok
     dev.soft_reset()
     assert dev.at.at().response.echo is not None  # RAM state lost: echo is on again
+
+
+@pytest.fixture
+def scripted() -> Iterator[tuple[FakeDevice, Device]]:
+    device = FakeDevice()
+    channel = Channel(device.path)
+    try:
+        yield device, Device(L506(channel), channel, "hardware", boot_timeout=5, ready_timeout=5)
+    finally:
+        channel.close()
+        device.close()
+
+
+def test_soft_reset_waits_for_proof_of_the_restart(scripted) -> None:
+    device, dev = scripted
+    # The module restarts 0.4 s after its OK; until RDY, an answer to AT could be the old run.
+    device.on(b"AT+CFUN=1,1\r", crlf(b"OK"), 0.4, crlf(b"RDY"))
+    device.on(b"AT\r", crlf(b"OK"))
+    device.on(b"AT+CPIN?\r", crlf(b"+CPIN: READY", b"OK"))
+    device.on(b"AT+CREG?\r", crlf(b"+CREG: 0,1", b"OK"))
+    device.on(b"AT+CGATT?\r", crlf(b"+CGATT: 1", b"OK"))
+    dev.soft_reset()
+    shown = [(e.kind, e.text) for e in dev.channel.transcript.events() if e.kind != "note"]
+    assert shown.index(("urc", "RDY")) < shown.index(("command", "AT"))
+
+
+def test_soft_reset_refused_is_an_error(scripted) -> None:
+    device, dev = scripted
+    device.on(b"AT+CFUN=1,1\r", crlf(b"ERROR"))
+    with pytest.raises(AtError, match="AT\\+CFUN=1,1 not accepted"):
+        dev.soft_reset()
 
 
 def test_no_power_control_is_said(sim_device) -> None:

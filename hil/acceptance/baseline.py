@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.device import mask_imei
+from hil.files import write_atomic
 
 SCHEMA = 1
 KIND = "l506-hil firmware baseline"
@@ -305,11 +306,7 @@ def baseline_path(into: Path, snapshot: Snapshot) -> Path:
 
 
 def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    tmp = path.with_suffix(".json.new")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def accept(snapshot: Snapshot, into: Path, *, by: str, now: datetime, note: str = "",

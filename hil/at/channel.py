@@ -216,13 +216,16 @@ def _describe(match: UrcMatch) -> str:
 
 
 class _InFlight:
-    """The command being answered: its text, its spec, its growing response."""
+    """The command being answered: its text, its spec, its growing response, and whether
+    its caller holds the port's lease and so reads the answer itself."""
 
-    def __init__(self, text: str, spec: CommandSpec, response: Response, data: bytes | None):
+    def __init__(self, text: str, spec: CommandSpec, response: Response, data: bytes | None,
+                 reads_itself: bool):
         self.text = text
         self.spec = spec
         self.response = response
         self.data = data
+        self.reads_itself = reads_itself
 
     @property
     def done(self) -> bool:
@@ -390,9 +393,8 @@ class Channel:
         self._io: PortIO | None = None
         # Who reads: whoever holds `_lease`. The reader thread takes it for each read; a
         # command's caller holds it from before its command is written until its answer is
-        # complete (`_lent`: this command has it), and reads that answer itself.
+        # complete (`_InFlight.reads_itself`), and reads that answer itself.
         self._lease = threading.Lock()
-        self._lent = False
         self._start(url, open_timeout)
 
     # ---------------------------------------------------------------- lifecycle
@@ -587,7 +589,7 @@ class Channel:
                 self._check_free(shown)
                 sent_ns = time.monotonic_ns()
                 response = Response(shown, None, [], None, None, Timing(sent_ns), name=spec.name)
-                cmd = _InFlight(shown, spec, response, data)
+                cmd = _InFlight(shown, spec, response, data, lent)
                 self._cmd = cmd
                 self._framer.expect_prompt = data is not None
             try:
@@ -605,7 +607,6 @@ class Channel:
                                                          self._file(event))
         finally:
             if lent:
-                self._lent = False
                 self._lease.release()  # the reader, if it waits for the port, has it back
         if self.observer is not None:
             self.observer(response)
@@ -630,7 +631,6 @@ class Channel:
             return False
         if not self._lease.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise AtError(f"{shown!r}: the port was not free to read in time")
-        self._lent = True
         return True
 
     def _send_data(self, cmd: _InFlight, data: bytes, deadline: float, timeout: float) -> None:
@@ -655,7 +655,7 @@ class Channel:
         self, done: Callable[[], bool], cmd: _InFlight, deadline: float, timeout: float
     ) -> None:
         io = self._io
-        if io is not None and self._lent:  # the port is lent to this command
+        if io is not None and cmd.reads_itself:  # the port is lent to this command
             self._wait_reading(io, done, cmd, deadline, timeout)
             return
         with self._cond:

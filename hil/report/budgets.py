@@ -37,7 +37,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from hil.rig import Rig
 
 BudgetMode = Literal["fail", "warn"]
 MODES: tuple[BudgetMode, ...] = ("fail", "warn")
@@ -119,7 +122,7 @@ class Budgets:
     """Per-command budgets in ms and what exceeding one does (`mode`: fail or warn).
 
     Built from the defaults with overrides on top: `Budgets.from_mapping({"MPUB": 500})`,
-    `Budgets.from_rig(rig)` (a `hil.rig.Rig`, or the parsed TOML of a rig file), and
+    `Budgets.from_rig(rig)` (a loaded `hil.rig.Rig`), and
     `overridden()` for the command line or a test's marker. A budget of None switches the
     check off for that command (or, as `*`, for every command without its own).
     """
@@ -151,21 +154,9 @@ class Budgets:
         return cls().overridden(table or {}, mode, source=source)
 
     @classmethod
-    def from_rig(cls, rig: Any) -> Budgets:
-        """From a rig: an object with `budgets` and `budget_mode` (hil.rig.Rig), or the
-        parsed TOML of a rig file (a mapping with a `[budgets]` table and `budget_mode`)."""
-        if isinstance(rig, Mapping):
-            table = rig.get("budgets", {})
-            mode = rig.get("budget_mode")
-            if mode is None and isinstance(table, Mapping):  # also accepted inside the table
-                table = dict(table)
-                mode = table.pop("budget_mode", None)
-            name = rig.get("name", "rig")
-        else:
-            table, mode, name = rig.budgets, rig.budget_mode, getattr(rig, "name", "rig")
-        if not isinstance(table, Mapping):
-            raise BudgetError(f"rig {name}: [budgets] must be a table of command = ms")
-        return cls.from_mapping(table, mode, source=f"rig {name}")
+    def from_rig(cls, rig: Rig) -> Budgets:
+        """From a loaded rig (`hil.rig.load_rig`, which has checked its file)."""
+        return cls.from_mapping(rig.budgets, rig.budget_mode, source=f"rig {rig.name}")
 
     def overridden(
         self,
@@ -175,13 +166,10 @@ class Budgets:
         source: str | None = None,
     ) -> Budgets:
         """A copy with `table` applied on top and, if given, another mode."""
-        chosen = self.mode if mode is None else mode
-        if chosen not in MODES:
-            raise BudgetError(f"budget_mode = {chosen!r} must be one of {', '.join(MODES)}")
         merged = dict(self._limits)
         merged.update(_checked(table, source or self.source))
-        made = Budgets(merged, chosen, source=source or self.source)  # type: ignore[arg-type]
-        return made
+        return Budgets(merged, self.mode if mode is None else mode,  # type: ignore[arg-type]
+                       source=source or self.source)
 
     def budget_for(self, command: str) -> float | None:
         """The budget in ms of a command name (as `hil.report.timing.command_key` gives

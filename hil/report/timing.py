@@ -410,7 +410,7 @@ def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int) -> 
 class TimingRecorder:
     """The samples of one run, and the files made from them."""
 
-    def __init__(self, start_ns: int | None = None) -> None:
+    def __init__(self, start_ns: int) -> None:
         self.start_ns = start_ns
         self.samples: list[Sample] = []
 
@@ -418,20 +418,19 @@ class TimingRecorder:
         self.samples.append(sample)
 
     def write(self, folder: Path, meta: Mapping[str, Any], *, baud: int,
-              budget_of: BudgetOf | None = None, plots: bool = True) -> dict[str, Path]:
+              budget_of: BudgetOf | None = None) -> dict[str, Path]:
         """timings.csv, timings.json and plots/*.png in `folder`; returns them by name."""
         out = {
             "timings.csv": write_csv(folder / "timings.csv", self.samples, budget_of),
             "timings.json": write_json(folder / "timings.json", self.samples,
                                        {**meta, "baud": baud}, budget_of),
         }
-        if plots:
-            for name, made in (
-                ("latency.png", plot_latency(self.samples, folder / "plots" / "latency.png",
-                                             budget_of)),
-                ("mpubex_throughput.png", plot_mpubex_throughput(
-                    self.samples, folder / "plots" / "mpubex_throughput.png", baud)),
-            ):
-                if made is not None:
-                    out[name] = made
+        for name, made in (
+            ("latency.png", plot_latency(self.samples, folder / "plots" / "latency.png",
+                                         budget_of)),
+            ("mpubex_throughput.png", plot_mpubex_throughput(
+                self.samples, folder / "plots" / "mpubex_throughput.png", baud)),
+        ):
+            if made is not None:
+                out[name] = made
         return out
