@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hil.mqtt import Connack, Connect, Decoder, Puback, Publish, Suback, Unsuback, encode
@@ -15,8 +17,10 @@ from hil.sim.firmware import (
     SocketData,
     SocketFailed,
     SocketOpened,
+    StartTls,
+    TlsReady,
 )
-from hil.sim.profiles import V32, V33
+from hil.sim.profiles import GUIDE_ALT, V32, V33
 
 
 class Module:
@@ -349,3 +353,266 @@ def test_topics_mqtt_forbids_are_bad_parameters(m: Module) -> None:
     assert m.type("AT+MSUB=a/#/b,0") == "\r\nOK\r\n\r\n+MSUB: FAILURE,2\r\n"
     assert m.type("AT+MPUB=a/+,0,0,x") == "\r\nOK\r\n\r\n+MPUB: FAILURE,2\r\n"
     assert m.type("AT+MUNSUB=a/#/b") == "\r\nOK\r\n\r\n+MUNSUB: FAILURE,2\r\n"
+
+
+# ---------------------------------------------------------------- guide-alt: the other readings
+
+
+def alt(**changes: object) -> Module:
+    """A module of the guide-alt profile, without its link model unless asked."""
+    profile = replace(GUIDE_ALT.without_latency(), **changes)
+    m = Module(Firmware(profile, time_scale=0.01))
+    m.type("ATE0")
+    return m
+
+
+def test_guide_alt_boots_with_cpin_and_sms_ready() -> None:
+    fw = Firmware(GUIDE_ALT, time_scale=1.0)
+    fw.power_on(0.0)
+    assert fw.tick(GUIDE_ALT.boot_s) == [SerialOut(b"\r\nRDY\r\n\r\n+CPIN: READY\r\n")]
+    ready = fw.tick(GUIDE_ALT.boot_s + GUIDE_ALT.call_ready_s)
+    assert ready == [SerialOut(b"\r\nCall Ready\r\n\r\nSMS Ready\r\n")]
+
+
+def test_guide_alt_prints_the_forms_of_the_guide() -> None:
+    m = alt()
+    assert m.type("AT+MCONFIG=client_id_mobiletek") == "\r\n+MCONFIG:SUCCESS,0\r\n\r\nOK\r\n"
+    assert m.type("AT+MIPSTART=127.0.0.1,1883") == "\r\nOK\r\n"
+    sid = m.last(OpenSocket).socket_id
+    assert m.socket(SocketOpened(sid)) == "\r\n+MIPSTART:SUCCESS,0\r\n"
+    m.type("AT+MCONNECT=1,30")
+    assert m.socket(SocketData(sid, encode(Connack(False, 0)))) == "\r\n+MCONNECT:SUCCESS,0\r\n"
+    m.type("AT+MSUB=mobiletek/topic,0")
+    suback = encode(Suback(m.sent[-1].packet_id, (0,)))
+    assert m.socket(SocketData(sid, suback)) == "\r\n+MSUB:SUCCESS\r\n"
+    msg = encode(Publish("mobiletek/topic", b"hello"))
+    assert m.socket(SocketData(sid, msg)) == "\r\n+MSUB: mobiletek/topic,5 bytes,hello\r\n"
+    assert m.type("AT+MDISCONNECT") == "\r\nOK\r\n\r\n+MDISCONNECT:SUCCESS\r\n"
+    assert m.type("AT+MQTTSTATU") == "\r\n+MQTTSTATU: 0\r\n\r\nOK\r\n"  # MDISCONNECT-1 (Q)
+    assert m.type("AT+ MIPCLOSE") == "\r\nOK\r\n\r\n+ MIPCLOSE: SUCCESS\r\n"  # section 2.9
+
+
+def test_guide_alt_refuses_in_the_guides_forms() -> None:
+    m = alt()
+    m.connect_mqtt()
+    assert m.type("AT+MCONFIG=c,u") == "\r\n+MCONFIG:FAILURE,2\r\n\r\nOK\r\n"
+    assert m.type("AT+MSUB=t,3") == "\r\nOK\r\n\r\n+MSUB:FAILURE\r\n"
+    assert m.type("AT+MPUB=" + "t" * 65 + ",0,0,x") == "\r\nOK\r\n\r\n+MPUB:FAILURE\r\n"
+    assert m.type("AT+MQTTCEER") == "\r\n+MQTTCEER: 2\r\n\r\nOK\r\n"  # the code is still kept
+    for command in ("AT+MQTTSSL=2", "AT+MQTTMSGSET=2", "AT+MQTTMSGGET=4"):
+        assert m.type(command) == "\r\n+CME ERROR: 4\r\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "reference", "guide_alt"),
+    [
+        ("MCONFIG", "FAILURE,2", "FAILURE,2"),
+        ("MIPSTART", "FAILURE,2", "FAILURE,2"),
+        ("MSUB", "FAILURE,2", "FAILURE"),
+        ("MPUBEX", "FAILURE,2", "FAILURE"),
+        ("MQTTSSL", "ERROR", "+CME ERROR"),
+        ("MQTTMSGGET", "ERROR", "+CME ERROR"),
+        ("CFUN", "ERROR", "ERROR"),
+    ],
+)
+def test_refusal_form_names_what_the_firmware_prints(
+    command: str, reference: str, guide_alt: str
+) -> None:
+    assert (V32.refusal_form(command), GUIDE_ALT.refusal_form(command)) == (reference, guide_alt)
+
+
+def test_guide_alt_mpubex_prompt_echo_and_lf() -> None:
+    m = alt()
+    m.connect_mqtt()
+    m.type("ATE1")
+    assert m.type("AT+MPUBEX=t,0,0,5") == "AT+MPUBEX=t,0,0,5\r\r\n>> "
+    m.serial.clear()
+    m._take(m.fw.serial_received(b"a\r\nbc", m.now))
+    assert m.serial == b"a\r\nbc\r\nOK\r\n\r\n+MPUBEX:SUCCESS\r\n"  # `>> abc`: echoed back
+    assert m.sent[-1].payload == b"a\rbc"  # MPUBEX-3 (Q): LF is not part of the message
+    m.type("ATE0")
+    assert m.type("AT+MPUBEX=t,0,0,2") == "\r\n>> "
+    m.serial.clear()
+    m._take(m.fw.serial_received(b"xy", m.now))
+    assert m.serial == b"\r\nOK\r\n\r\n+MPUBEX:SUCCESS\r\n"  # echo off: no data echo
+
+
+def test_guide_alt_over_long_mpubex_is_refused_after_its_data() -> None:
+    m = alt()
+    m.connect_mqtt()
+    sent = len(m.sent)
+    assert m.type("AT+MPUBEX=t,0,0,1361") == "\r\n>> "
+    m.serial.clear()
+    m._take(m.fw.serial_received(b"z" * 1361, m.now))
+    assert m.serial == b"\r\nOK\r\n\r\n+MPUBEX:FAILURE\r\n"
+    assert len(m.sent) == sent  # nothing published
+    assert m.type("AT").endswith("OK\r\n")  # back in command mode
+
+
+def test_guide_alt_mpub_message_ends_at_a_comma() -> None:
+    m = alt()
+    m.connect_mqtt()
+    m.type("AT+MPUB=a/b,0,0,x,y")
+    assert m.sent[-1].payload == b"x"
+
+
+def test_guide_alt_msgget_invalid_then_error_and_reading_clears() -> None:
+    m = alt()
+    sid = m.connect_mqtt()
+    assert m.type("AT+MQTTMSGGET=0") == "\r\n+MQTTMSGGET:INVALID\r\n\r\nERROR\r\n"
+    m.type("AT+MQTTMSGSET=1")
+    assert m.socket(SocketData(sid, encode(Publish("r", b"m0")))) == "\r\n+MSUB: 0\r\n"
+    assert m.type("AT+MQTTMSGGET=0") == "\r\n+MSUB: r,2 bytes,m0\r\n\r\nOK\r\n"
+    assert m.type("AT+MQTTMSGGET=0") == "\r\n+MQTTMSGGET:INVALID\r\n\r\nERROR\r\n"
+    assert m.socket(SocketData(sid, encode(Publish("r", b"m1")))) == "\r\n+MSUB: 1\r\n"
+    assert m.type("AT+MQTTMSGGET") == "\r\n+MSUB: r,2 bytes,m1\r\n\r\nOK\r\n"
+    assert "INVALID" in m.type("AT+MQTTMSGGET")
+
+
+def test_guide_alt_ceer_keeps_the_last_failure_after_a_success() -> None:
+    m = alt()
+    m.type("AT+MCONFIG=c,u")
+    assert m.type("AT+MQTTCEER") == "\r\n+MQTTCEER: 2\r\n\r\nOK\r\n"
+    m.connect_mqtt()
+    assert m.type("AT+MQTTCEER") == "\r\n+MQTTCEER: 2\r\n\r\nOK\r\n"
+
+
+def test_guide_alt_long_topics_dropped_and_len_is_the_cut_length() -> None:
+    m = alt()
+    sid = m.connect_mqtt()
+    long_topic = "t" * 65
+    assert m.socket(SocketData(sid, encode(Publish(long_topic, b"x")))) == ""
+    out = m.socket(SocketData(sid, encode(Publish("big", b"z" * 1500)))).encode("latin-1")
+    assert out == b"\r\n+MSUB: big,1360 bytes," + b"z" * 1360 + b"\r\n"
+    m.type("AT+MQTTMSGSET=1")  # stored: a topic up to the 256 of section 2.12 is kept whole
+    assert m.socket(SocketData(sid, encode(Publish(long_topic, b"x")))) == "\r\n+MSUB: 0\r\n"
+    assert m.type("AT+MQTTMSGGET=0") == f"\r\n+MSUB: {long_topic},1 bytes,x\r\n\r\nOK\r\n"
+    assert m.socket(SocketData(sid, encode(Publish("u" * 257, b"x")))) == ""
+
+
+def test_guide_alt_tls_handshake_at_mconnect() -> None:
+    m = alt()
+    m.type("AT+MQTTSSL=1")
+    m.type("AT+MCONFIG=c")
+    m.type("AT+MIPSTART=127.0.0.1,8883")
+    opened = m.last(OpenSocket)
+    assert not opened.tls  # MIPSTART makes the TCP connection only
+    assert m.socket(SocketOpened(opened.socket_id)) == "\r\n+MIPSTART:SUCCESS,0\r\n"
+    sent = len(m.sent)
+    assert m.type("AT+MCONNECT=1,30") == "\r\nOK\r\n"
+    assert m.last(StartTls) == StartTls(opened.socket_id)
+    m.advance(0.001)
+    assert len(m.sent) == sent  # no CONNECT before the handshake
+    m.socket(TlsReady(opened.socket_id))
+    assert isinstance(m.sent[-1], Connect)
+    out = m.socket(SocketData(opened.socket_id, encode(Connack(False, 0))))
+    assert out == "\r\n+MCONNECT:SUCCESS,0\r\n"
+
+
+@pytest.mark.parametrize("event", [SocketFailed, SocketClosed])
+def test_guide_alt_failed_handshake_is_code_8_at_mconnect(event: type) -> None:
+    m = alt()
+    m.type("AT+MQTTSSL=1")
+    m.type("AT+MCONFIG=c")
+    m.type("AT+MIPSTART=127.0.0.1,1883")
+    sid = m.last(OpenSocket).socket_id
+    m.socket(SocketOpened(sid))
+    m.type("AT+MCONNECT=1,30")
+    failure = SocketFailed(sid, "tls") if event is SocketFailed else SocketClosed(sid)
+    assert m.socket(failure) == "\r\n+MCONNECT:FAILURE,8\r\n"
+    assert m.type("AT+MQTTSTATU") == "\r\n+MQTTSTATU: 0\r\n\r\nOK\r\n"
+
+
+def test_guide_alt_mipstart_and_mconnect_refusals_are_error() -> None:
+    m = alt()
+    m.type("AT+MCONFIG=c")
+    assert m.type("AT+MCONNECT=1,30") == "\r\nERROR\r\n"  # MCONNECT-6 (Q)
+    sid = m.connect_mqtt()
+    assert m.type("AT+MIPSTART=127.0.0.1,1883") == "\r\nERROR\r\n"  # MIPSTART-3 (Q)
+    assert m.fw.mqtt_status == 1 and m.fw.socket_id == sid  # the standing one is unharmed
+    assert m.type("AT+MCONNECT=1,30") == "\r\nOK\r\n\r\n+MCONNECT:FAILURE,7\r\n"  # S
+
+
+def test_guide_alt_unresolvable_name_is_code_4() -> None:
+    m = alt()
+    m.type("AT+MIPSTART=nowhere.invalid,1")
+    sid = m.last(OpenSocket).socket_id
+    assert m.socket(SocketFailed(sid, "resolve")) == "\r\n+MIPSTART:FAILURE,4\r\n"
+
+
+def test_guide_alt_status_2_after_a_drop_until_mipclose() -> None:
+    m = alt()
+    sid = m.connect_mqtt()
+    assert m.socket(SocketClosed(sid)) == "\r\n+MCONNECT:FAILURE,1\r\n"
+    assert m.type("AT+MQTTSTATU") == "\r\n+MQTTSTATU: 2\r\n\r\nOK\r\n"  # MCONNECT-5 (Q)
+    assert m.type("AT+MIPSTART=127.0.0.1,1883") == "\r\nERROR\r\n"  # the old one is not closed
+    assert m.type("AT+MIPCLOSE") == "\r\nOK\r\n\r\n+ MIPCLOSE: SUCCESS\r\n"
+    assert m.fw.mqtt_status == 0
+    m.connect_tcp()
+
+
+def test_guide_alt_unused_tcp_dropped_without_a_urc() -> None:
+    m = alt()
+    m.connect_tcp()
+    m.serial.clear()
+    m.advance(GUIDE_ALT.idle_drop_s * m.fw.time_scale + 0.01)
+    assert m.serial == b""
+    assert m.fw.mqtt_status == 0
+    assert m.type("AT+MQTTCEER") == "\r\n+MQTTCEER: 1\r\n\r\nOK\r\n"
+
+
+def test_guide_alt_keeps_its_switches_over_a_restart_but_not_the_store() -> None:
+    m = alt()
+    sid = m.connect_mqtt()
+    m.type("AT+MQTTMSGSET=1")
+    m.socket(SocketData(sid, encode(Publish("r", b"x"))))
+    assert m.type("AT+MQTTSSL=1") == "\r\nOK\r\n"  # accepted for the next connection
+    assert m.type("AT+CFUN=1,1") == "\r\nOK\r\n"
+    m.advance(1.0)
+    assert (m.fw.ssl, m.fw.manual) == (True, True)
+    assert "INVALID" in m.type("AT+MQTTMSGGET=0")  # MSUB-6 (S): the store is RAM
+    m.fw.power_off()
+    m.fw.power_on(m.now)
+    m.advance(1.0)
+    assert (m.fw.ssl, m.fw.manual) == (True, True)
+
+
+def test_guide_alt_ssl_set_while_connected_waits_for_the_next_connection() -> None:
+    m = alt()
+    sid = m.connect_mqtt()
+    assert m.type("AT+MMQTTSSL=1") == "\r\nOK\r\n"  # example 1.2's spelling is taken too
+    m.type("AT+MPUB=t,0,0,x")
+    assert m.last(SendSocket).socket_id == sid  # the standing connection goes on, plain
+    m.type("AT+MDISCONNECT")
+    m.type("AT+MIPCLOSE")
+    m.type("AT+MIPSTART=127.0.0.1,8883")
+    m.socket(SocketOpened(m.last(OpenSocket).socket_id))
+    m.type("AT+MCONNECT=1,30")
+    assert isinstance(m.last(StartTls), StartTls)
+
+
+def test_link_model_delivers_network_events_a_round_trip_late_in_order() -> None:
+    profile = replace(GUIDE_ALT.without_latency(), link_rtt_s=0.1, link_jitter_s=0.05)
+    fw = Firmware(profile)
+    fw.power_on(0.0)
+    fw.tick(5.0)  # RDY
+    fw.tick(10.0)  # Call Ready
+    fw.serial_received(b"ATE0\rAT+MCONFIG=c\rAT+MIPSTART=127.0.0.1,1883\r", 10.0)
+    sid = fw.socket_id
+    assert sid is not None
+    assert fw.socket_event(SocketOpened(sid), 10.0) == []  # still on its way
+    assert fw.tick(10.099) == []
+    due = fw.next_deadline()
+    assert due is not None and 10.1 <= due <= 10.15
+    assert fw.tick(due) == [SerialOut(b"\r\n+MIPSTART:SUCCESS,0\r\n")]
+    fw.serial_received(b"AT+MCONNECT=1,30\r", due)
+    fw.socket_event(SocketData(sid, encode(Connack(False, 0))), due)
+    fw.socket_event(SocketClosed(sid), due)  # right behind it: taken after it, never before
+    said = b"".join(a.data for a in fw.tick(due + 1.0) if isinstance(a, SerialOut))
+    assert said == b"\r\n+MCONNECT:SUCCESS,0\r\n\r\n+MCONNECT:FAILURE,1\r\n"
+
+
+def test_latency_off_also_takes_the_link_out() -> None:
+    quiet = GUIDE_ALT.with_latency_spec("off")
+    assert (quiet.link_rtt_s, quiet.link_jitter_s) == (0.0, 0.0)
+    assert GUIDE_ALT.with_latency_spec("x0.5").link_rtt_s == pytest.approx(0.03)

@@ -9,6 +9,8 @@ Behaviour follows docs/clauses.md; where the guide is open, the `Profile` decide
 
 from __future__ import annotations
 
+import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -27,7 +29,7 @@ from hil.mqtt import (
     Will,
 )
 from hil.sim.bugs import check_bugs
-from hil.sim.profiles import V32, Profile
+from hil.sim.profiles import UNTYPED_RESULTS, V32, Profile
 
 TOPIC_MAX = 64
 MPUB_MESSAGE_MAX = 256
@@ -62,11 +64,18 @@ class SendSocket:
 
 
 @dataclass(frozen=True)
+class StartTls:
+    """Make the TLS handshake on an open TCP connection (handshake at MCONNECT, MIPSTART-6)."""
+
+    socket_id: int
+
+
+@dataclass(frozen=True)
 class CloseSocket:
     socket_id: int
 
 
-Action = SerialOut | OpenSocket | SendSocket | CloseSocket
+Action = SerialOut | OpenSocket | StartTls | SendSocket | CloseSocket
 
 SocketFailure = Literal["create", "resolve", "refused", "timeout", "tls"]
 
@@ -94,7 +103,14 @@ class SocketClosed:
     socket_id: int
 
 
-SocketEvent = SocketOpened | SocketFailed | SocketData | SocketClosed
+@dataclass(frozen=True)
+class TlsReady:
+    """The handshake asked for by `StartTls` succeeded (a failure is `SocketFailed` "tls")."""
+
+    socket_id: int
+
+
+SocketEvent = SocketOpened | SocketFailed | SocketData | SocketClosed | TlsReady
 
 # ---------------------------------------------------------------- state
 
@@ -117,7 +133,9 @@ class BadParameter(Exception):
     """A command's parameters are wrong: refused with result type 2 (or ERROR)."""
 
 
-Conn = Literal["idle", "tcp_opening", "tcp_up", "mqtt_connecting", "mqtt_up", "mqtt_closed"]
+Conn = Literal[
+    "idle", "tcp_opening", "tcp_up", "mqtt_connecting", "mqtt_up", "mqtt_closed", "dropped"
+]
 
 
 @dataclass
@@ -136,6 +154,7 @@ class _DataMode:
     qos: int
     retain: bool
     length: int
+    too_long: bool = False  # taken only to be refused (MPUBEX-2)
     buffer: bytearray = field(default_factory=bytearray)
 
 
@@ -156,6 +175,10 @@ class Firmware:
         self.injections: set[str] = set()
         self.powered = False
         self._socket_seq = 0
+        #: the link's jitter comes from a fixed seed: a run is repeatable
+        self._rng = random.Random(0)
+        self.ssl = False
+        self.manual = False
         self._reset_ram(carry_store=False)
 
     # ------------------------------------------------------------ state that a restart loses
@@ -168,13 +191,17 @@ class Firmware:
         self.echo = True
         self.cfun = 1
         self.attached = True
-        self.ssl = False
-        self.manual = False
+        if not self.profile.settings_survive_restart:
+            self.ssl = False
+            self.manual = False
         self._manual_next: bool | None = None
         self.config: MqttConfig | None = None
         self.conn: Conn = "idle"
         self.socket_id: int | None = None
         self.session: ClientSession | None = None
+        self._conn_tls = False  # this connection is to use TLS
+        self._tls_pending = False  # CONNECT waits for the handshake asked for at MCONNECT
+        self._link: deque[tuple[float, SocketEvent]] = deque()
         self.ceer = 0
         self.slots: list[StoredMessage | None] = store
         self.next_slot = next_slot
@@ -209,6 +236,8 @@ class Firmware:
                 take = data[i : i + self._data.length - len(self._data.buffer)]
                 self._data.buffer += take
                 i += len(take)
+                if self.echo and self.profile.echo_data:
+                    out.append(SerialOut(take))  # MPUBEX-1: the guide's `>> abc`
                 if len(self._data.buffer) == self._data.length:
                     out += self._finish_mpubex(now)
                 continue
@@ -227,18 +256,48 @@ class Firmware:
         return _merge_serial(out)
 
     def socket_event(self, event: SocketEvent, now: float) -> list[Action]:
+        """An outcome from the network; over a modelled link it is taken a round trip later."""
         if event.socket_id != self.socket_id:
             return []  # a late event of a socket this firmware already let go
+        rtt = self.profile.link_rtt_s
+        if not rtt:
+            return self._network_event(event, now)
+        if isinstance(event, SocketOpened) and self._conn_tls:
+            rtt *= 2  # the TLS handshake made at MIPSTART: one round trip more
+        delay = (rtt + self._rng.uniform(0.0, self.profile.link_jitter_s)) * self.time_scale
+        due = max(now + delay, self._link[-1][0] if self._link else now)  # the link keeps order
+        self._link.append((due, event))
+        self._timers["link"] = self._link[0][0]
+        return []
+
+    def _network_event(self, event: SocketEvent, now: float) -> list[Action]:
+        if event.socket_id != self.socket_id:
+            return []
         match event:
             case SocketOpened():
                 return self._tcp_opened(now)
             case SocketFailed(kind=kind):
+                if self.conn == "mqtt_connecting":  # the handshake asked for at MCONNECT
+                    return self._mconnect_failed(8)
                 return self._tcp_failed(kind)
+            case TlsReady():
+                self._tls_pending = False
+                return self._flush_session()
             case SocketData(data=data):
                 return self._mqtt_data(data, now)
             case SocketClosed():
                 return self._tcp_closed_by_peer()
         raise TypeError(event)
+
+    def _link_due(self, now: float) -> list[Action]:
+        """Hand the firmware what the link has delivered by `now`, in order."""
+        out: list[Action] = []
+        while self._link and self._link[0][0] <= now:
+            _, event = self._link.popleft()
+            out += self._network_event(event, now)
+        if self._link:
+            self._timers["link"] = self._link[0][0]
+        return out
 
     def tick(self, now: float) -> list[Action]:
         out: list[Action] = []
@@ -267,6 +326,8 @@ class Firmware:
             return 0 if self._bug("mipstart_status_stays_0") else 2
         if self.conn == "mqtt_closed":
             return self.profile.status_after_mdisconnect
+        if self.conn == "dropped":
+            return self.profile.status_after_drop
         return 0
 
     # ------------------------------------------------------------ output helpers
@@ -282,27 +343,35 @@ class Firmware:
         return SerialOut(body, delay)
 
     def _result(self, name: str, success: bool, code: int | None = None) -> bytes:
-        colon = ": " if self.profile.urc_space else ":"
+        """`+NAME: SUCCESS|FAILURE[,<type>]` in the profile's spelling (GEN-2, GEN-6)."""
+        p = self.profile
+        if name == "MIPCLOSE" and p.mipclose_urc_plus_space:
+            head = "+ MIPCLOSE: "  # section 2.9's spelling
+        else:
+            head = f"+{name}: " if p.urc_space else f"+{name}:"
+        if not success and name in UNTYPED_RESULTS and not p.untyped_failure_code:
+            code = None
         word = "SUCCESS" if success else "FAILURE"
         tail = "" if code is None else f",{code}"
-        return f"+{name}{colon}{word}{tail}".encode()
+        return f"{head}{word}{tail}".encode()
 
     def _record(self, code: int) -> None:
-        """Keep the result type for AT+MQTTCEER."""
-        if code == 0 and self._bug("ceer_not_reset"):
+        """Keep the result type for AT+MQTTCEER (CEER-1: a success may leave a failure's)."""
+        if code == 0 and self.profile.ceer_keeps_failure:
             return
         self.ceer = code
 
-    def _ok_then_result(self, name: str, success: bool, code: int | None) -> list[Action]:
+    def _answer(self, name: str, success: bool, code: int | None = None) -> list[Action]:
+        """OK and the result URC, in the order the profile gives the command (GEN-3)."""
         self._record(0 if success else (code or 0))
-        return [self._lines("OK", self._result(name, success, code), command=name)]
+        result = self._result(name, success, code)
+        if name in self.profile.result_before_ok:
+            return [self._lines(result, "OK", command=name)]
+        return [self._lines("OK", result, command=name)]
 
-    def _refuse(self, name: str, code: int) -> list[Action]:
-        """A refusal with a result URC, in the command's own order (GEN-3, GEN-6)."""
-        self._record(code)
-        if name in ("MCONFIG", "MIPCLOSE"):
-            return [self._lines(self._result(name, False, code), "OK", command=name)]
-        return [self._lines("OK", self._result(name, False, code), command=name)]
+    def _switch_refused(self, name: str) -> list[Action]:
+        """A bad parameter of MQTTSSL, MQTTMSGSET or MQTTMSGGET (GEN-6)."""
+        return [self._lines(self.profile.switch_refusal, command=name)]
 
     # ------------------------------------------------------------ command dispatch
 
@@ -390,6 +459,8 @@ class Firmware:
         return [*out, self._lines("OK", command="AT")]
 
     def _restart(self, now: float) -> list[Action]:
+        """AT+CFUN=1,1: OK, then RAM is lost (the store; the switches unless the profile keeps
+        them, MSUB-6) and the module boots again."""
         ok = self._lines("OK", command="AT")
         if self._bug("reset_no_reboot"):
             return [ok]
@@ -414,15 +485,23 @@ class Firmware:
     def _mqttssl(self, args: bytes, now: float) -> list[Action]:
         allowed = (b"0", b"1", b"2") if self._bug("mqttssl_accepts_2") else (b"0", b"1")
         value = args.strip()
-        if value not in allowed or self.conn != "idle":
+        if value not in allowed:
+            return self._switch_refused("MQTTSSL")
+        if self.conn != "idle" and self.profile.ssl_while_connected == "refuse":
             return [self._lines("ERROR", command="MQTTSSL")]
-        self.ssl = value != b"0"
+        self.ssl = value != b"0"  # a standing connection keeps its own (MQTTSSL-1)
         return [self._lines("OK", command="MQTTSSL")]
+
+    def _mmqttssl(self, args: bytes, now: float) -> list[Action]:
+        """Example 1.2's `AT+MMQTTSSL`: a typo for AT+MQTTSSL, or taken as it (FLOW-SSL)."""
+        if not self.profile.mmqttssl_alias:
+            return [self._lines("ERROR")]
+        return self._mqttssl(args, now)
 
     def _msgset(self, args: bytes, now: float) -> list[Action]:
         allowed = (b"0", b"1", b"2") if self._bug("msgset_accepts_2") else (b"0", b"1")
         if args.strip() not in allowed:
-            return [self._lines("ERROR", command="MQTTMSGSET")]
+            return self._switch_refused("MQTTMSGSET")
         manual = args.strip() != b"0"
         if self._bug("msgset_deferred") and self.conn == "mqtt_up":
             self._manual_next = manual  # takes effect at the next MCONNECT
@@ -436,11 +515,11 @@ class Firmware:
         try:
             self.config = self._parse_mconfig(args)
         except BadParameter:
-            return self._refuse("MCONFIG", 2)
-        self._record(0)
+            return self._answer("MCONFIG", False, 2)
         if self._bug("mconfig_no_result"):
+            self._record(0)
             return [self._lines("OK", command="MCONFIG")]
-        return [self._lines(self._result("MCONFIG", True, 0), "OK", command="MCONFIG")]
+        return self._answer("MCONFIG", True, 0)
 
     def _parse_mconfig(self, args: bytes) -> MqttConfig:
         parts = _params(args, 8)
@@ -485,26 +564,39 @@ class Firmware:
             if not host:
                 raise BadParameter("empty host")
         except BadParameter:
-            return self._ok_then_result("MIPSTART", False, 2)
-        if self.conn != "idle":
-            return self._ok_then_result(
-                "MIPSTART", False, 5 if self._bug("double_mipstart_code_5") else 7
-            )
+            return self._answer("MIPSTART", False, 2)
+        if self._connection_stands():
+            code = self.profile.second_mipstart_code
+            if code is None:
+                return [self._lines("ERROR", command="MIPSTART")]
+            return self._answer("MIPSTART", False, code)
         if not (self.attached and self._registered()) and not self._bug("flight_mode_ignored"):
-            return self._ok_then_result("MIPSTART", False, 3)
+            return self._answer("MIPSTART", False, 3)
         if "socket_create_fails" in self.injections:
-            return self._ok_then_result(
+            return self._answer(
                 "MIPSTART", False, 5 if self._bug("socket_fail_code_5") else 4
             )
+        out = self._drop_socket()  # what is left of a dropped connection
         self._socket_seq += 1
         self.socket_id = self._socket_seq
         self.conn = "tcp_opening"
         self._pending.append(_Pending("MIPSTART"))
-        tls = self.ssl and not self._bug("ssl_flag_ignored")
+        self._conn_tls = self.ssl and not self._bug("ssl_flag_ignored")
+        tls_now = self._conn_tls and self.profile.tls_handshake_at == "MIPSTART"
         return [
+            *out,
             self._lines("OK", command="MIPSTART"),
-            OpenSocket(self.socket_id, host, port, tls),
+            OpenSocket(self.socket_id, host, port, tls_now),
         ]
+
+    def _connection_stands(self) -> bool:
+        """A connection MIPSTART must not replace (MIPSTART-3): any but one that is gone
+        and that MQTTSTATU already reports as 0."""
+        if self.conn == "mqtt_closed":
+            return self.profile.status_after_mdisconnect != 0
+        if self.conn == "dropped":
+            return self.profile.status_after_drop != 0
+        return self.conn != "idle"
 
     def _tcp_opened(self, now: float) -> list[Action]:
         self._take_pending("MIPSTART")
@@ -518,7 +610,7 @@ class Firmware:
         self._take_pending("MIPSTART")
         self.conn = "idle"
         self.socket_id = None
-        code = {"create": 4, "tls": 8}.get(kind, 5)
+        code = {"create": 4, "tls": 8, "resolve": self.profile.resolve_failure_code}.get(kind, 5)
         if code == 5 and self._bug("unreachable_code_6"):
             code = 6
         if code == 8 and self._bug("tls_fail_code_5"):
@@ -536,16 +628,19 @@ class Firmware:
             clean = _int(parts[0], (0, 1))
             keepalive = _int(parts[1], range(0, 65536))
         except BadParameter:
-            return self._ok_then_result("MCONNECT", False, 2)
+            return self._answer("MCONNECT", False, 2)
         if self.conn == "mqtt_up":
-            return self._ok_then_result("MCONNECT", False, 7)
+            return self._answer("MCONNECT", False, 2 if self._bug("mconnect_twice_code_2") else 7)
         if self.conn != "tcp_up" or self.config is None:
-            return self._ok_then_result("MCONNECT", False, 2)
+            code = self.profile.mconnect_without_tcp_code
+            if code is None:
+                return [self._lines("ERROR", command="MCONNECT")]
+            return self._answer("MCONNECT", False, code)
         cfg = self.config
         connect = Connect(
-            client_id=cfg.client_id[:23] if self._bug("client_id_cut_23") else cfg.client_id,
+            client_id=cfg.client_id,
             clean_session=bool(clean) or self._bug("clean_session_forced"),
-            keepalive=keepalive,
+            keepalive=60 if self._bug("keepalive_fixed_60") else keepalive,
             username=cfg.username,
             password=cfg.password,
             will=None if self._bug("will_lost") else cfg.will,
@@ -557,6 +652,10 @@ class Firmware:
         self._timers.pop("idle_drop", None)
         self._timers["connack"] = now + self.profile.connack_timeout_s * self.time_scale
         self._pending.append(_Pending("MCONNECT"))
+        if self._conn_tls and self.profile.tls_handshake_at == "MCONNECT":
+            assert self.socket_id is not None
+            self._tls_pending = True  # CONNECT goes out once the handshake is made
+            return [self._lines("OK", command="MCONNECT"), StartTls(self.socket_id)]
         return [self._lines("OK", command="MCONNECT"), *self._flush_session()]
 
     # --- 2.4 / 2.5 MSUB, MUNSUB
@@ -571,28 +670,28 @@ class Firmware:
             if not topic:
                 raise BadParameter("empty topic")
         except BadParameter:
-            return self._ok_then_result("MSUB", False, 2)
+            return self._answer("MSUB", False, 2)
         if self.conn != "mqtt_up" or self.session is None:
-            return self._ok_then_result("MSUB", False, 1)
+            return self._answer("MSUB", False, 1)
         try:
             packet_id = self.session.subscribe(topic, min(qos, 2), now)
         except ValueError:  # not a valid topic filter (`a/#/b`)
-            return self._ok_then_result("MSUB", False, 2)
+            return self._answer("MSUB", False, 2)
         self._pending.append(_Pending("MSUB", packet_id))
         return [self._lines("OK", command="MSUB"), *self._flush_session()]
 
     def _munsub(self, args: bytes, now: float) -> list[Action]:
         topic = _text(args.strip())
         if not topic or b"," in args:
-            return self._ok_then_result("MUNSUB", False, 2)
+            return self._answer("MUNSUB", False, 2)
         if self.conn != "mqtt_up" or self.session is None:
-            return self._ok_then_result("MUNSUB", False, 1)
+            return self._answer("MUNSUB", False, 1)
         if self._bug("munsub_noop"):
-            return self._ok_then_result("MUNSUB", True, None)
+            return self._answer("MUNSUB", True, None)
         try:
             packet_id = self.session.unsubscribe(topic, now)
         except ValueError:
-            return self._ok_then_result("MUNSUB", False, 2)
+            return self._answer("MUNSUB", False, 2)
         self._pending.append(_Pending("MUNSUB", packet_id))
         return [self._lines("OK", command="MUNSUB"), *self._flush_session()]
 
@@ -612,14 +711,16 @@ class Firmware:
                 raise BadParameter("MPUB takes topic, qos, retain, message")
             topic, qos, retain = self._publish_params(parts)
             message = parts[3]
+            if self.profile.mpub_commas == "cut":
+                message = message.split(b",", 1)[0]  # MPUB-5: the message ends at a comma
             if len(message) > MPUB_MESSAGE_MAX:
                 if not self._bug("mpub_silent_cut"):
                     raise BadParameter("message over 256 bytes")
                 message = message[:MPUB_MESSAGE_MAX]
         except BadParameter:
-            return self._ok_then_result("MPUB", False, 2)
+            return self._answer("MPUB", False, 2)
         if self.conn != "mqtt_up":
-            return self._ok_then_result("MPUB", False, 1)
+            return self._answer("MPUB", False, 1)
         if self._bug("mpub_qos_downgraded"):
             qos = 0
         return self._publish("MPUB", topic, qos, retain, message, now)
@@ -627,16 +728,21 @@ class Firmware:
     def _mpubex(self, args: bytes, now: float) -> list[Action]:
         parts = _params(args, 4)
         limit = MPUBEX_MESSAGE_MAX + 1 if self._bug("mpubex_1361_accepted") else MPUBEX_MESSAGE_MAX
+        too_long = False
         try:
             if len(parts) != 4:
                 raise BadParameter("MPUBEX takes topic, qos, retain, length")
             topic, qos, retain = self._publish_params(parts)
-            length = _int(parts[3], range(1, limit + 1))
+            length = _int(parts[3], range(1, 65536))
+            if length > limit:
+                if not self.profile.mpubex_oversize_prompt:
+                    raise BadParameter(f"length {length} over {limit}")
+                too_long = True  # MPUBEX-2: refused once the data is in
         except BadParameter:
-            return self._ok_then_result("MPUBEX", False, 2)
+            return self._answer("MPUBEX", False, 2)
         if self.conn != "mqtt_up":
-            return self._ok_then_result("MPUBEX", False, 1)
-        self._data = _DataMode(topic, qos, retain, length)
+            return self._answer("MPUBEX", False, 1)
+        self._data = _DataMode(topic, qos, retain, length, too_long=too_long)
         self._timers["data"] = now + self.profile.data_timeout_s * self.time_scale
         return [SerialOut(b"\r\n" + self.profile.prompt, self.profile.latency_of("MPUBEX"))]
 
@@ -644,14 +750,18 @@ class Firmware:
         data, self._data = self._data, None
         assert data is not None
         self._timers.pop("data", None)
+        if data.too_long:
+            return self._answer("MPUBEX", False, 2)
         payload = bytes(data.buffer)
+        if not self.profile.mpubex_binary:
+            payload = payload.replace(b"\n", b"")  # MPUBEX-3: LF taken by the line discipline
         if self._bug("mpubex_one_byte_short"):
             payload = payload[:-1]
         self._mpubex_count += 1
         if self._mpubex_count % 8 == 0 and self._bug("mpubex_every_8th_lost"):
-            return self._ok_then_result("MPUBEX", True, None)
+            return self._answer("MPUBEX", True, None)
         if self.conn != "mqtt_up":
-            return self._ok_then_result("MPUBEX", False, 1)
+            return self._answer("MPUBEX", False, 1)
         return self._publish("MPUBEX", data.topic, data.qos, data.retain, payload, now)
 
     def _publish(
@@ -663,11 +773,11 @@ class Firmware:
         try:
             packet_id = self.session.publish(topic, payload, qos, retain, now)
         except ValueError:  # a wildcard or NUL in a topic name
-            return self._ok_then_result(name, False, 2)
+            return self._answer(name, False, 2)
         if qos == 2 and self._bug("qos2_sent_twice"):
             self.session.publish(topic, payload, qos, retain, now)
         if packet_id is None:
-            return [*self._flush_session(), *self._ok_then_result(name, True, None)]
+            return [*self._flush_session(), *self._answer(name, True, None)]
         self._pending.append(_Pending(name, packet_id))
         return [*self._flush_session(), self._lines("OK", command=name)]
 
@@ -675,20 +785,19 @@ class Firmware:
 
     def _mdisconnect(self, args: bytes, now: float) -> list[Action]:
         if self.conn != "mqtt_up" or self.session is None:
-            return self._ok_then_result("MDISCONNECT", False, 1)
+            return self._answer("MDISCONNECT", False, 1)
         if self._bug("mdisconnect_no_packet"):
             out = self._drop_socket()
         else:
             self.session.disconnect(now)
             out = self._flush_session()
         self.conn = "mqtt_closed"
-        return [*out, *self._ok_then_result("MDISCONNECT", True, None)]
+        return [*out, *self._answer("MDISCONNECT", True, None)]
 
     def _mipclose(self, args: bytes, now: float) -> list[Action]:
         status_stays = self._bug("mipclose_status_stays") and self.conn != "idle"
         out = [] if status_stays else self._drop_socket()
-        self._record(0)
-        return [*out, self._lines(self._result("MIPCLOSE", True), "OK", command="MIPCLOSE")]
+        return [*out, *self._answer("MIPCLOSE", True)]
 
     # --- 2.12-2.14 queries
 
@@ -700,11 +809,15 @@ class Firmware:
             try:
                 n = _int(args, range(SLOTS))
             except BadParameter:
-                return [self._lines("ERROR", command="MQTTMSGGET")]
+                return self._switch_refused("MQTTMSGGET")
             if self._bug("msgget_wrong_slot"):
                 n = (n + 1) % SLOTS
+            indexes = [n]
             stored = [m for m in (self.slots[n],) if m is not None]
         if stored:
+            if self.profile.msgget_clears:  # MSGGET-4
+                for i in indexes:
+                    self.slots[i] = None
             lines = [self._report(m.topic, m.payload) for m in stored]
             return [self._lines(*lines, "OK", command="MQTTMSGGET")]
         if self._bug("msgget_empty_silent"):
@@ -717,6 +830,8 @@ class Firmware:
 
     def _ceer(self, args: bytes, now: float) -> list[Action]:
         code = self.ceer + 1 if self._bug("ceer_code_off_by_one") and self.ceer else self.ceer
+        if self._bug("ceer_always_0"):
+            code = 0
         return [self._lines(f"+MQTTCEER: {code}", "OK", command="MQTTCEER")]
 
     def _statu(self, args: bytes, now: float) -> list[Action]:
@@ -725,7 +840,7 @@ class Firmware:
     # ------------------------------------------------------------ MQTT traffic
 
     def _flush_session(self) -> list[Action]:
-        if self.session is None or self.socket_id is None:
+        if self.session is None or self.socket_id is None or self._tls_pending:
             return []
         data = self.session.data_to_send()
         return [SendSocket(self.socket_id, data)] if data else []
@@ -768,14 +883,30 @@ class Firmware:
                         self._record(0)
                         out.append(self._lines(self._result(pending.name, True)))
                 case MessageReceived(topic=topic, payload=payload):
-                    out.append(self._incoming(topic, payload))
+                    out += self._incoming(topic, payload)
                 case PingTimeout():
                     out += self._connection_broken()
         return out
 
-    def _incoming(self, topic: str, payload: bytes) -> SerialOut:
+    def _incoming(self, topic: str, payload: bytes) -> list[Action]:
         if not self.manual:
-            return self._lines(self._report(topic, payload))
+            shown = self._long_topic(topic, TOPIC_MAX)
+            return [] if shown is None else [self._lines(self._report(shown, payload))]
+        kept = self._long_topic(topic, self.profile.stored_topic_max)
+        if kept is None:
+            return []
+        return [self._store(kept, payload)]
+
+    def _long_topic(self, topic: str, limit: int) -> str | None:
+        """The topic as reported or stored (MSUB-3, MSGGET-4); None: the message is dropped."""
+        if len(topic.encode()) <= limit or self.profile.long_topic == "whole":
+            return topic
+        if self.profile.long_topic == "drop":
+            return None
+        return topic.encode()[:limit].decode("utf-8", "ignore")
+
+    def _store(self, topic: str, payload: bytes) -> SerialOut:
+        """Manual mode: into the next slot of the ring, announced as `+MSUB: <n>`."""
         index = self.next_slot
         if self._bug("ring_no_wrap") and all(s is not None for s in self.slots):
             return self._lines(f"+MSUB: {index + 1 if self._bug('slots_from_1') else index}")
@@ -791,19 +922,20 @@ class Firmware:
         length = len(payload) if self.profile.msub_len == "original" else len(shown)
         if self._bug("msub_len_off_by_one"):
             length -= 1
-        topic_bytes = topic.encode()[:TOPIC_MAX]
-        return b"+MSUB: " + topic_bytes + b"," + str(length).encode() + b" bytes," + shown
+        return b"+MSUB: " + topic.encode() + b"," + str(length).encode() + b" bytes," + shown
 
-    def _mconnect_failed(self) -> list[Action]:
+    def _mconnect_failed(self, code: int = 6) -> list[Action]:
+        """MCONNECT ends without a connection: refused (6), or the handshake failed (8)."""
         self._take_pending("MCONNECT")
         out = self._drop_socket()
-        code = 5 if self._bug("refused_code_5") else 6
+        if self._bug("refused_code_5" if code == 6 else "tls_fail_code_5"):
+            code = 5
         self._record(code)
         return [*out, self._lines(self._result("MCONNECT", False, code))]
 
     def _tcp_closed_by_peer(self) -> list[Action]:
         if self.conn == "mqtt_connecting":
-            return self._mconnect_failed()
+            return self._mconnect_failed(8 if self._tls_pending else 6)
         if self.conn == "mqtt_closed":
             # the broker closes TCP after our DISCONNECT: expected, nothing to report
             self.socket_id = None
@@ -813,10 +945,13 @@ class Firmware:
 
     def _connection_broken(self) -> list[Action]:
         """The server or the link dropped us: `+MCONNECT: FAILURE,1` (MCONNECT-5, MIPSTART-7)."""
-        if self._bug("statu_stuck_after_drop") and self.conn == "mqtt_up":
+        was_mqtt = self.conn == "mqtt_up"
+        if self._bug("statu_stuck_after_drop") and was_mqtt:
             self._record(1)
             return [self._lines(self._result("MCONNECT", False, 1))]
         out = self._drop_socket()
+        if was_mqtt:
+            self.conn = "dropped"  # MQTTSTATU as the profile says, until MIPCLOSE or MIPSTART
         self._record(1)
         if self._bug("silent_drop"):
             return out
@@ -828,12 +963,17 @@ class Firmware:
         if name == "boot":
             self.ready = True
             self._timers["call_ready"] = now + self.profile.call_ready_s * self.time_scale
-            return [self._lines("RDY")]
+            return [self._lines(*self.profile.boot_urcs)]
         if name == "call_ready":
             self.network_ready = True
-            return [self._lines("Call Ready")]
+            return [self._lines(*self.profile.ready_urcs)]
+        if name == "link":
+            return self._link_due(now)
         if name == "idle_drop" and self.conn == "tcp_up":
-            return self._connection_broken()
+            if self.profile.idle_drop_urc:
+                return self._connection_broken()
+            self._record(1)
+            return self._drop_socket()  # MIPSTART-7: dropped without a word
         if name == "connack" and self.conn == "mqtt_connecting":
             return self._mconnect_failed()
         if name == "data" and self._data is not None:
@@ -858,8 +998,10 @@ class Firmware:
         self.socket_id = None
         self.session = None
         self.conn = "idle"
+        self._tls_pending = False
+        self._link.clear()
         self._pending = [p for p in self._pending if p.name not in _NETWORK_COMMANDS]
-        for timer in ("idle_drop", "connack"):
+        for timer in ("idle_drop", "connack", "link"):
             self._timers.pop(timer, None)
         return out
 
@@ -873,6 +1015,7 @@ class Firmware:
         "CFUN?": _cfun_q,
         "CFUN=": _cfun_set,
         "MQTTSSL=": _mqttssl,
+        "MMQTTSSL=": _mmqttssl,
         "MQTTMSGSET=": _msgset,
         "MCONFIG=": _mconfig,
         "MIPSTART=": _mipstart,

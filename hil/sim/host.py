@@ -41,6 +41,8 @@ from hil.sim.firmware import (
     SocketData,
     SocketFailed,
     SocketOpened,
+    StartTls,
+    TlsReady,
 )
 
 log = logging.getLogger("hil.sim")
@@ -395,6 +397,10 @@ class SimHost:
                 case OpenSocket():
                     task = self._loop.create_task(self._connect(action))
                     self._sockets[action.socket_id] = _Socket(task)
+                case StartTls(socket_id=sid):
+                    sock = self._sockets.get(sid)
+                    if sock is not None and sock.writer is not None:
+                        self._loop.create_task(self._start_tls(sid, sock.writer))
                 case SendSocket(socket_id=sid, data=data):
                     sock = self._sockets.get(sid)
                     if sock is not None and sock.writer is not None:
@@ -474,6 +480,20 @@ class SimHost:
             self._sockets.pop(sid)
             writer.close()
             self._event(SocketClosed(sid))
+
+
+    async def _start_tls(self, sid: int, writer: asyncio.StreamWriter) -> None:
+        """The handshake on a connection already open (a profile that makes it at MCONNECT)."""
+        try:
+            await asyncio.wait_for(writer.start_tls(_client_tls()), CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError) as exc:
+            sock = self._sockets.pop(sid, None)
+            if sock is not None:
+                sock.task.cancel()
+            writer.transport.abort()
+            self._event(SocketFailed(sid, "tls", str(exc)))
+            return
+        self._event(TlsReady(sid))
 
 
 def _client_tls() -> ssl.SSLContext:

@@ -8,8 +8,11 @@ The latency model: `Profile.latency` maps a command name to the seconds the firm
 "thinks" before it answers (the firmware delays its answer by that much; the host then paces
 the bytes at the baud rate). Keys are the MQTT command names (`MPUBEX`, `MQTTSTATU`...) and
 `AT`, which covers the basic and bench commands and every name not in the map. The defaults
-are synthetic. `with_latency()` and `parse_latency()` change them (`--sim-latency`,
-`hil sim --latency`); `latency_note` says which model is in force. See docs/timing.md.
+are synthetic. A profile may also model the link to the broker (`link_rtt_s`): what comes
+from the network reaches the firmware a round trip late, so the commands that wait for the
+broker take that much longer, as over a cellular network. `with_latency()` and
+`parse_latency()` change them (`--sim-latency`, `hil sim --latency`); `latency_note` says
+which model is in force. See docs/timing.md.
 """
 
 from __future__ import annotations
@@ -47,6 +50,12 @@ SYNTHETIC_NOTE = "synthetic: made up to look plausible, not measured on a module
 
 #: The names the firmware looks latency up by (`AT` also stands for every other command).
 KNOWN_COMMANDS: frozenset[str] = frozenset(SYNTHETIC_LATENCY_V32)
+
+#: Commands whose result URC has a result type in the guide's format, those whose has none,
+#: and the switches answered by a final result code only (GEN-6).
+TYPED_RESULTS = frozenset({"MCONFIG", "MIPSTART", "MCONNECT"})
+UNTYPED_RESULTS = frozenset({"MSUB", "MUNSUB", "MPUB", "MPUBEX", "MDISCONNECT", "MIPCLOSE"})
+SWITCHES = frozenset({"MQTTSSL", "MQTTMSGSET", "MQTTMSGGET"})
 
 _ITEM = re.compile(
     r"(?:x|scale=)(?P<scale>[0-9.]+)|(?P<name>\*|[A-Za-z+?]+)=(?P<ms>[0-9.]+)(?:ms)?"
@@ -97,16 +106,66 @@ class Profile:
     model: str = "L506"
     manufacturer: str = "LYNQ"
     imei: str = "866123045678901"
-    #: GEN-2: a space after the colon of result URCs.
+    #: GEN-2: a space after the colon of result URCs (`+MCONFIG: SUCCESS,0`).
     urc_space: bool = True
+    #: GEN-2 / section 2.9: MIPCLOSE's result printed as `+ MIPCLOSE: SUCCESS`.
+    mipclose_urc_plus_space: bool = False
+    #: GEN-3: commands whose result URC comes before OK (the others: OK first).
+    result_before_ok: frozenset[str] = frozenset({"MCONFIG", "MIPCLOSE"})
+    #: GEN-6: a FAILURE of a command whose format has no result type (MSUB, MUNSUB, MPUB,
+    #: MPUBEX, MDISCONNECT, MIPCLOSE) still carries one (`+MPUB: FAILURE,2`).
+    untyped_failure_code: bool = True
+    #: GEN-6: the final result for a bad parameter of MQTTSSL, MQTTMSGSET, MQTTMSGGET.
+    switch_refusal: str = "ERROR"
+    #: MIPSTART-2: result type when the host name cannot be resolved.
+    resolve_failure_code: int = 5
+    #: MIPSTART-3: result type of a second MIPSTART; None: answered ERROR.
+    second_mipstart_code: int | None = 7
+    #: MIPSTART-6, MQTTSSL-1: the TLS handshake is made at MIPSTART or at MCONNECT.
+    tls_handshake_at: Literal["MIPSTART", "MCONNECT"] = "MIPSTART"
+    #: MIPSTART-7: an unused TCP connection's drop is reported as `+MCONNECT: FAILURE,1`.
+    idle_drop_urc: bool = True
+    #: MCONNECT-5: MQTTSTATU after the server dropped an MQTT connection, until MIPCLOSE.
+    status_after_drop: Literal[0, 2] = 0
+    #: MCONNECT-6: result type of MCONNECT without a TCP connection; None: answered ERROR.
+    mconnect_without_tcp_code: int | None = 2
     #: MSUB-3: `<len>` of a cut message is the original length ("original") or the cut one.
     msub_len: Literal["original", "cut"] = "original"
-    #: MSGGET-2: final code after `+MQTTMSGGET:INVALID`.
-    msgget_invalid_final: Literal["OK", "ERROR"] = "OK"
-    #: MDISCONNECT-1: MQTTSTATU after MDISCONNECT, until MIPCLOSE.
-    status_after_mdisconnect: int = 2
+    #: MSUB-3: a message on a topic longer than 64 characters is reported with the topic
+    #: cut to 64, dropped, or reported whole.
+    long_topic: Literal["cut", "drop", "whole"] = "cut"
+    #: MSUB-6: MQTTSSL and MQTTMSGSET keep their values over a restart or power cycle.
+    settings_survive_restart: bool = False
+    #: MPUB-5: commas after the third belong to the message ("message"), or the message
+    #: ends at the next one ("cut").
+    mpub_commas: Literal["message", "cut"] = "message"
     #: MPUBEX-1: the data prompt.
     prompt: bytes = b"> "
+    #: MPUBEX-1: with echo on, the raw data is echoed back.
+    echo_data: bool = False
+    #: MPUBEX-2: an over-long `<message_len>` is refused at once (False) or after the
+    #: prompt and the data (True).
+    mpubex_oversize_prompt: bool = False
+    #: MPUBEX-3: the data is binary-safe; False: LF bytes are counted but not published.
+    mpubex_binary: bool = True
+    #: MQTTSSL-1: MQTTSSL while a connection stands is refused ("refuse") or accepted for
+    #: the next connection ("next").
+    ssl_while_connected: Literal["refuse", "next"] = "refuse"
+    #: FLOW-SSL: `AT+MMQTTSSL` (example 1.2's spelling) is taken as AT+MQTTSSL.
+    mmqttssl_alias: bool = False
+    #: MSGGET-2: final code after `+MQTTMSGGET:INVALID`.
+    msgget_invalid_final: Literal["OK", "ERROR"] = "OK"
+    #: MSGGET-4: the longest topic a stored message keeps (64, or the 256 of section 2.12).
+    stored_topic_max: int = 64
+    #: MSGGET-4: reading a slot empties it.
+    msgget_clears: bool = False
+    #: CEER-1: after a failure, a later success leaves its code (True) or resets it to 0.
+    ceer_keeps_failure: bool = False
+    #: MDISCONNECT-1: MQTTSTATU after MDISCONNECT, until MIPCLOSE.
+    status_after_mdisconnect: Literal[0, 2] = 2
+    #: DEV-1: lines printed at boot, and when the network is ready.
+    boot_urcs: tuple[str, ...] = ("RDY",)
+    ready_urcs: tuple[str, ...] = ("Call Ready",)
     #: MIPSTART-7: seconds of device time before an unused TCP connection is dropped.
     idle_drop_s: float = 60.0
     #: Seconds of device time from power-on to RDY, and from RDY to Call Ready.
@@ -116,15 +175,38 @@ class Profile:
     data_timeout_s: float = 10.0
     #: Seconds of device time MCONNECT waits for CONNACK.
     connack_timeout_s: float = 20.0
+    #: The link to the broker: each packet from the network reaches the firmware this much
+    #: later (one round trip, as a request's answer waits for it), plus up to `link_jitter_s`
+    #: drawn from a fixed seed. A TLS handshake costs one round trip more. 0: loopback.
+    link_rtt_s: float = 0.0
+    link_jitter_s: float = 0.0
     latency: MappingProxyType[str, float] = field(default_factory=lambda: SYNTHETIC_LATENCY_V32)
     #: Where `latency` comes from, for reports: synthetic unless someone configured it.
     latency_note: str = SYNTHETIC_NOTE
+
+    def refusal_form(self, command: str) -> str:
+        """How a bad parameter of `command` (no `AT+`) is refused (GEN-6): "ERROR",
+        "+CME ERROR", "FAILURE,2" or "FAILURE" (a result URC without a result type)."""
+        name = command.upper()
+        if name in SWITCHES:
+            return "+CME ERROR" if self.switch_refusal.startswith("+CME ERROR") else "ERROR"
+        if name in TYPED_RESULTS or (name in UNTYPED_RESULTS and self.untyped_failure_code):
+            return "FAILURE,2"
+        if name in UNTYPED_RESULTS:
+            return "FAILURE"
+        return "ERROR"
 
     def latency_of(self, command: str) -> float:
         return self.latency.get(command, self.latency.get("AT", 0.0))
 
     def without_latency(self) -> Profile:
-        return replace(self, latency=MappingProxyType({}), latency_note="none (zero latency)")
+        return replace(
+            self,
+            latency=MappingProxyType({}),
+            link_rtt_s=0.0,
+            link_jitter_s=0.0,
+            latency_note="none (zero latency)",
+        )
 
     def with_latency(
         self,
@@ -133,8 +215,8 @@ class Profile:
         scale: float = 1.0,
         note: str | None = None,
     ) -> Profile:
-        """This profile with every latency multiplied by `scale`, then `overrides` (seconds
-        per command name; `*` sets every command) applied on top."""
+        """This profile with every latency (the link's too) multiplied by `scale`, then
+        `overrides` (seconds per command name; `*` sets every command) applied on top."""
         if scale < 0:
             raise ValueError(f"latency scale must not be negative, got {scale}")
         table = {name: seconds * scale for name, seconds in self.latency.items()}
@@ -146,7 +228,13 @@ class Profile:
             else:
                 table[name.upper()] = seconds
         shown = note or _describe(scale, overrides or {})
-        return replace(self, latency=MappingProxyType(table), latency_note=shown)
+        return replace(
+            self,
+            latency=MappingProxyType(table),
+            link_rtt_s=self.link_rtt_s * scale,
+            link_jitter_s=self.link_jitter_s * scale,
+            latency_note=shown,
+        )
 
     def with_latency_spec(self, spec: str) -> Profile:
         """`with_latency` from the text of `--sim-latency` / `hil sim --latency`."""
@@ -172,7 +260,45 @@ V33 = Profile(
     latency=MappingProxyType({k: v * 1.8 for k, v in SYNTHETIC_LATENCY_V32.items()}),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (V32, V33)}
+#: A module that follows the guide and takes, on every open point of docs/clauses.md, the
+#: other permitted reading than V32: every form the guide prints, and a cellular link.
+GUIDE_ALT = Profile(
+    name="guide-alt",
+    revision="L506_V3.2_MQTT_B20171031_ALT",
+    urc_space=False,
+    mipclose_urc_plus_space=True,
+    result_before_ok=frozenset({"MCONFIG"}),
+    untyped_failure_code=False,
+    switch_refusal="+CME ERROR: 4",
+    resolve_failure_code=4,
+    second_mipstart_code=None,
+    tls_handshake_at="MCONNECT",
+    idle_drop_urc=False,
+    status_after_drop=2,
+    mconnect_without_tcp_code=None,
+    msub_len="cut",
+    long_topic="drop",
+    settings_survive_restart=True,
+    mpub_commas="cut",
+    prompt=b">> ",
+    echo_data=True,
+    mpubex_oversize_prompt=True,
+    mpubex_binary=False,
+    ssl_while_connected="next",
+    mmqttssl_alias=True,
+    msgget_invalid_final="ERROR",
+    stored_topic_max=256,
+    msgget_clears=True,
+    ceer_keeps_failure=True,
+    status_after_mdisconnect=0,
+    boot_urcs=("RDY", "+CPIN: READY"),
+    ready_urcs=("Call Ready", "SMS Ready"),
+    link_rtt_s=0.060,
+    link_jitter_s=0.080,
+    latency_note=f"{SYNTHETIC_NOTE}; link: 60 ms round trip + up to 80 ms jitter",
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (V32, V33, GUIDE_ALT)}
 
 #: The profile that follows every decision of clauses.md: only there does a deviation on an
 #: open point fail its test; other profiles are characterized like hardware.
