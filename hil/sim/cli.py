@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile",
         default="v3.2",
         choices=sorted(PROFILES),
-        help="firmware profile to simulate (default v3.2)",
+        help="firmware profile to simulate (default v3.2, the reference; guide-alt takes the "
+        "other reading of every open point, see docs/simulator.md)",
     )
     parser.add_argument(
         "--link",
@@ -48,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-latency",
         action="store_true",
-        help="zero firmware latency (the synthetic latency model is on by default)",
+        help="zero firmware latency and no link delay (the profile's latency model is on "
+        "by default)",
     )
     parser.add_argument(
         "--latency",

@@ -264,7 +264,7 @@ class Firmware:
             return self._network_event(event, now)
         if isinstance(event, SocketOpened) and self._conn_tls:
             rtt *= 2  # the TLS handshake made at MIPSTART: one round trip more
-        delay = (rtt + self._rng.uniform(0.0, self.profile.link_jitter_s)) * self.time_scale
+        delay = rtt + self._rng.uniform(0.0, self.profile.link_jitter_s)  # latency: not scaled
         due = max(now + delay, self._link[-1][0] if self._link else now)  # the link keeps order
         self._link.append((due, event))
         self._timers["link"] = self._link[0][0]
