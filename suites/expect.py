@@ -24,11 +24,11 @@ from hil.l506.types import (
     ResultType,
     parse_msub,
 )
+from hil.sim.profiles import REFERENCE
 
-#: GEN-6 as decided for the simulator: how each command refuses a bad parameter.
-REFUSAL_DECISION = {"MQTTSSL": "ERROR", "MQTTMSGSET": "ERROR", "MQTTMSGGET": "ERROR"}
-#: GEN-3 as decided for the simulator: result URC before OK for these, after OK otherwise.
-RESULT_BEFORE_OK = frozenset({"MCONFIG", "MIPCLOSE"})
+#: GEN-6: the commands whose result URC carries a result type in the guide's format; a
+#: refusal of one of them must say which (2). The others may print `+NAME: FAILURE` alone.
+TYPED_RESULT = frozenset({"MCONFIG", "MIPSTART", "MCONNECT"})
 
 
 def expect_result(
@@ -57,25 +57,81 @@ def expect_failure(outcome: CommandResult, name: str, code: ResultType) -> Comma
     return expect_result(outcome, name, code, success=False)
 
 
-def expect_refused(outcome: CommandResult, name: str, characterize=None) -> str:
-    """A bad parameter refused (GEN-6): `ERROR`, or `+NAME: FAILURE,2` with OK in either
-    order. Never SUCCESS. Returns the form ("ERROR" or "FAILURE,2") and, given
-    `characterize`, records it as GEN-6's open point."""
+def refusal_form(outcome: CommandResult) -> str | None:
+    """The GEN-6 form of a refusal: "ERROR", "+CME ERROR", "FAILURE,<n>" or "FAILURE"
+    (a result URC without a result type); None when the command was not refused."""
+    response = outcome.response
+    if response.error:
+        final = response.final.raw if response.final is not None else b""
+        return "+CME ERROR" if final.lstrip().startswith(b"+CME ERROR") else "ERROR"
+    result = outcome.result
+    if result is None or result.success:
+        return None
+    return "FAILURE" if result.code is None else f"FAILURE,{result.code}"
+
+
+def expect_refused(outcome: CommandResult, name: str, characterize) -> str:
+    """A bad parameter refused (GEN-6) in any of the guide's forms: `ERROR`,
+    `+CME ERROR: <n>`, or OK with `+NAME: FAILURE` in either order — with result type 2
+    for MCONFIG, MIPSTART and MCONNECT, with 2 or none for the others. Never SUCCESS. The
+    form is recorded as GEN-6's open point and returned."""
     response = outcome.response
     seen = response.summary()
     result = outcome.result
     assert result is None or not result.success, f"bad parameter accepted: {seen}"
-    if response.error:
-        form = "ERROR"
-    else:
-        assert result is not None and result.type == ResultType.BAD_PARAMETER, (
-            f"expected a refusal, ERROR or +{name}: FAILURE,2: {seen}"
-        )
-        form = "FAILURE,2"
-    if characterize is not None:
-        decided = REFUSAL_DECISION.get(name, "FAILURE,2")
-        characterize.record("GEN-6", response.command, form, form == decided)
+    form = refusal_form(outcome)
+    assert form is not None, f"expected a refusal (ERROR, +CME ERROR or +{name}: FAILURE): {seen}"
+    if form.startswith("FAILURE"):
+        assert response.ok, f"+{name}: FAILURE without a final OK: {seen}"
+        if name in TYPED_RESULT:
+            assert form != "FAILURE", f"+{name}: FAILURE without its result type: {seen}"
+        if form != "FAILURE":
+            assert result is not None and result.code == ResultType.BAD_PARAMETER, (
+                f"a bad parameter given a result type other than 2: {seen}"
+            )
+    characterize.record(
+        "GEN-6", response.command, form, form == REFERENCE.refusal_form(name)
+    )
     return form
+
+
+def expect_refused_with_ceer(at: L506, outcome: CommandResult, name: str, characterize) -> str:
+    """`expect_refused`; a refusal with result type 2 is a failure of that type, so
+    AT+MQTTCEER names it next (CEER-1)."""
+    form = expect_refused(outcome, name, characterize)
+    if form == "FAILURE,2":
+        expect_ceer(at, ResultType.BAD_PARAMETER)
+    return form
+
+
+def record_ceer_after_success(at: L506, characterize, after: str, failure: ResultType) -> None:
+    """CEER-1's open point: the code after a success that followed a `failure`; either 0
+    or that failure's code (recorded; anything else fails)."""
+    answer = at.ceer()
+    assert answer.ok, f"AT+MQTTCEER not answered OK: {answer.response.summary()}"
+    assert answer.value in (ResultType.NO_ERROR, failure), (
+        f"MQTTCEER after a success that followed failure {int(failure)}: neither 0 nor "
+        f"{int(failure)}: {answer.response.summary()}"
+    )
+    decided = failure if REFERENCE.ceer_keeps_failure else ResultType.NO_ERROR
+    characterize.record(
+        "CEER-1", f"AT+MQTTCEER after {after}", answer.response.summary(),
+        answer.value == decided,
+    )
+
+
+def expect_status_after_drop(at: L506, characterize, how: str) -> MqttStatus:
+    """MCONNECT-5: after the server dropped the connection MQTTSTATU leaves 1; whether to
+    0 or 2 is recorded."""
+    status = status_of(at)
+    assert status in (MqttStatus.NO_CONNECTION, MqttStatus.TCP_CONNECTED), (
+        f"MQTTSTATU {status} after the server dropped the connection ({how}): it must leave 1"
+    )
+    characterize.record(
+        "MCONNECT-5", f"AT+MQTTSTATU after {how}", f"+MQTTSTATU: {int(status)}",
+        status == REFERENCE.status_after_drop,
+    )
+    return status
 
 
 def expect_ceer(at: L506, code: ResultType) -> None:
@@ -219,3 +275,23 @@ def module_got_nothing(at: L506, topic: str, send_marker: Callable[[], None], ma
     assert not stray, f"unexpected report(s) for {topic!r}: " + ", ".join(
         f"{m.topic!r}: {m.payload[:60]!r}" for m in stray
     )
+
+
+def expect_handshake_failure(at: L506, host: str, port: int, characterize) -> str:
+    """MIPSTART-6: with SSL on, a failed TLS handshake is `FAILURE,8` on MIPSTART, or on
+    MCONNECT after a MIPSTART that only opened TCP (which of the two is recorded); AT+MQTTCEER
+    then names 8 and no MQTT connection stands. Returns the command that failed."""
+    start = at.mipstart(host, port)
+    if start.result is not None and start.result.success:
+        where, outcome = "MCONNECT", at.mconnect(1, 30)
+    else:
+        where, outcome = "MIPSTART", start
+    expect_failure(outcome, where, ResultType.SSL_HANDSHAKE_FAILED)
+    expect_ceer(at, ResultType.SSL_HANDSHAKE_FAILED)
+    assert status_of(at) != MqttStatus.MQTT_CONNECTED, "MQTT up after a failed handshake"
+    characterize.record(
+        "MIPSTART-6", f"{start.response.command} with SSL on",
+        f"{start.response.summary()}; FAILURE,8 at {where}",
+        where == REFERENCE.tls_handshake_at,
+    )
+    return where

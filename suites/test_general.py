@@ -1,6 +1,8 @@
-"""General rules of the command set (clauses GEN-1 … GEN-6)."""
+"""General rules of the command set (clauses GEN-1 … GEN-7)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -9,13 +11,15 @@ from hil.device import Device
 from hil.l506 import commands
 from hil.l506.dut import WillConfig
 from hil.l506.types import MqttStatus, ResultType
+from hil.sim.profiles import REFERENCE
 from suites.expect import (
-    RESULT_BEFORE_OK,
     answer_order,
-    expect_ceer,
-    expect_refused,
+    bring_up,
+    expect_refused_with_ceer,
     expect_result,
     expect_status,
+    tear_down,
+    wait_broker_log,
 )
 
 
@@ -52,26 +56,26 @@ def _flow(dut: Device, broker: Broker, names) -> dict[str, object]:
 
 @pytest.mark.spec("GEN-2")
 def test_result_urc_spelling(dut: Device, broker: Broker, names, characterize) -> None:
-    """Result URCs are read with or without a space after the colon; what the firmware
-    prints is recorded (decision for the simulator: one space)."""
+    """Result URCs are read with or without a space after the colon (and `+ MIPCLOSE`);
+    what the firmware prints is recorded (the reference profile: one space)."""
     for name, outcome in _flow(dut, broker, names).items():
         line = outcome.response.result
         assert line is not None
-        raw = line.raw
-        spelled = raw.startswith(f"+{name}: ".encode()) and not raw.startswith(
-            f"+{name}:  ".encode()
-        )
+        plus = "+ " if name == "MIPCLOSE" and REFERENCE.mipclose_urc_plus_space else "+"
+        colon = ": " if REFERENCE.urc_space else ":"
+        decided = f"{plus}{name}{colon}".encode()
+        spelled = line.raw.startswith(decided) and not line.raw.startswith(decided + b" ")
         characterize.record("GEN-2", outcome.response.command, line.text, spelled)
 
 
 @pytest.mark.spec("GEN-3")
 def test_order_of_ok_and_result(dut: Device, broker: Broker, names, characterize) -> None:
-    """Each command is complete once OK and its result URC are both in; which came first is
-    recorded per command (decision: result first for MCONFIG and MIPCLOSE, OK first for
-    the others)."""
+    """Each command is complete once OK and its result URC are both in, in either order;
+    which came first is recorded per command (the reference profile: result first for
+    MCONFIG and MIPCLOSE, OK first for the others)."""
     for name, outcome in _flow(dut, broker, names).items():
         order = answer_order(dut, outcome)
-        decided = "result first" if name in RESULT_BEFORE_OK else "OK first"
+        decided = "result first" if name in REFERENCE.result_before_ok else "OK first"
         characterize.record("GEN-3", outcome.response.command, order, order == decided)
 
 
@@ -129,15 +133,14 @@ def test_echo_and_spaces(dut: Device, broker: Broker, peer, names, characterize)
 
 @pytest.mark.spec("GEN-6")
 def test_form_of_a_refusal(dut: Device, broker: Broker, names, characterize) -> None:
-    """One bad parameter for every command that takes parameters: each is refused, as
-    `ERROR` or as `+NAME: FAILURE,2`; the form is recorded per command, and a FAILURE,2 is
-    what AT+MQTTCEER reports next. Bench: the same commands."""
+    """One bad parameter for every command that takes parameters: each is refused in one
+    of GEN-6's forms (ERROR, +CME ERROR, OK with +NAME: FAILURE[,2]); the form is recorded
+    per command, and a FAILURE,2 is what AT+MQTTCEER reports next. Bench: the same
+    commands."""
     at = dut.at
 
     def refused(outcome, name: str) -> None:
-        form = expect_refused(outcome, name, characterize)
-        if form == "FAILURE,2":
-            expect_ceer(at, ResultType.BAD_PARAMETER)
+        expect_refused_with_ceer(at, outcome, name, characterize)
 
     refused(at.raw("AT+MQTTSSL=7", spec=commands.MQTTSSL), "MQTTSSL")
     refused(at.raw("AT+MQTTMSGSET=7", spec=commands.MQTTMSGSET), "MQTTMSGSET")
@@ -154,3 +157,62 @@ def test_form_of_a_refusal(dut: Device, broker: Broker, names, characterize) -> 
     refused(at.mpubex(names.topic(), 3, 0, b"x"), "MPUBEX")
     refused(at.raw("AT+MUNSUB=", spec=commands.MUNSUB), "MUNSUB")
     expect_status(at, MqttStatus.MQTT_CONNECTED)  # refusals leave the connection alone
+
+
+#: GEN-7: characters that some reading of the guide makes special in a parameter.
+SPECIAL_PAYLOADS = {
+    "semicolon": "one;two",
+    "double quote": 'say "hi"',
+    "leading spaces": "  indented",
+}
+
+
+@pytest.mark.spec("GEN-7", open_point=True)
+def test_client_id_longer_than_23(dut: Device, broker: Broker, names, characterize) -> None:
+    """A 36-character client id (MQTT 3.1.1 guarantees only 23): what the broker sees in
+    CONNECT is recorded (the reference profile: the whole id)."""
+    at = dut.at
+    client_id = f"{names.client_id}-a-long-client-identifier"[:36]
+    mark = broker.log_mark()
+    expect_result(at.mconfig(client_id), "MCONFIG", ResultType.NO_ERROR)
+    expect_result(at.mipstart(dut.broker_host, broker.plain_port), "MIPSTART")
+    outcome = at.mconnect(1, 30)
+    seen = "refused: " + outcome.response.summary()
+    if outcome.ok:
+        found = wait_broker_log(
+            broker, mark, rf"New client connected from \S+ as ({re.escape(names.client_id)}\S*) \(",
+            timeout=5,
+        )
+        seen = f"broker saw client id {found.group(1)}"
+    characterize.record(
+        "GEN-7", f"{outcome.response.command} with client id {client_id!r} (36 characters)",
+        seen, seen == f"broker saw client id {client_id}",
+    )
+
+
+@pytest.mark.spec("GEN-7", open_point=True)
+@pytest.mark.parametrize("kind", list(SPECIAL_PAYLOADS))
+def test_special_characters_in_mpub(
+    dut: Device, broker: Broker, peer, names, characterize, kind: str
+) -> None:
+    """`;`, `"` and leading spaces in an MPUB message: what the command returns and what
+    a subscriber receives is recorded (the reference profile: the message as typed)."""
+    at = dut.at
+    topic, marker = names.topic(), names.topic("marker")
+    peer.subscribe(topic, qos=1)
+    peer.subscribe(marker, qos=1)
+    bring_up(dut, broker.plain_port, names.client_id)
+    message = SPECIAL_PAYLOADS[kind]
+    outcome = at.mpub(topic, 1, 0, message)
+    expect_result(at.mpub(marker, 1, 0, "marker"), "MPUB")
+    peer.expect(marker, timeout=10)  # anything published before it is in by now
+    got = [m.payload for m in peer.messages() if m.topic == topic]
+    characterize.record(
+        "GEN-7", outcome.response.command,
+        f"{outcome.response.summary()}; peer got {got!r}",
+        outcome.ok and got == [message.encode()],
+        note=kind,
+    )
+    assert at.at().response.ok  # the module still takes commands
+    tear_down(dut)
+

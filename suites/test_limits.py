@@ -18,12 +18,11 @@ from hil.l506.types import (
     MPUBEX_MESSAGE_MAX,
     MSUB_MESSAGE_MAX,
     TOPIC_MAX,
-    ResultType,
 )
+from hil.sim.profiles import REFERENCE
 from suites.expect import (
     bring_up,
-    expect_ceer,
-    expect_refused,
+    expect_refused_with_ceer,
     expect_result,
     peer_got_nothing,
 )
@@ -35,9 +34,10 @@ def _text(length: int) -> bytes:
     return bytes(alphabet[i % len(alphabet)] for i in range(length))
 
 
-def _refused_and_nothing_sent(dut: Device, peer, outcome, name: str, marker: str) -> None:
-    if expect_refused(outcome, name) == "FAILURE,2":
-        expect_ceer(dut.at, ResultType.BAD_PARAMETER)
+def _refused_and_nothing_sent(
+    dut: Device, peer, outcome, name: str, marker: str, characterize
+) -> None:
+    expect_refused_with_ceer(dut.at, outcome, name, characterize)
     peer_got_nothing(
         peer, "#", lambda: expect_result(dut.at.mpub(marker, 1, 0, "marker"), "MPUB"), marker
     )
@@ -53,7 +53,7 @@ def connected(dut: Device, broker: Broker, peer, names) -> Device:
 
 @pytest.mark.spec("MPUB-2")
 @pytest.mark.spec("MPUB-3")
-def test_topic_of_64_and_65(connected: Device, peer, names) -> None:
+def test_topic_of_64_and_65(connected: Device, peer, names, characterize) -> None:
     """A 64-character topic is published as it is; a 65-character one is refused and
     nothing (not even a cut topic) is published."""
     at = connected.at
@@ -63,25 +63,29 @@ def test_topic_of_64_and_65(connected: Device, peer, names) -> None:
     assert (got.topic, got.payload) == (topic64, b"sixty-four")
     topic65 = names.padded_topic(TOPIC_MAX + 1).replace("x", "y")
     outcome = at.mpub(topic65, 1, 0, "sixty-five")
-    _refused_and_nothing_sent(connected, peer, outcome, "MPUB", names.topic("marker"))
+    _refused_and_nothing_sent(
+        connected, peer, outcome, "MPUB", names.topic("marker"), characterize
+    )
 
 
 @pytest.mark.spec("MPUB-2")
 @pytest.mark.spec("MPUB-3")
-def test_mpub_message_of_256_and_257(connected: Device, peer, names) -> None:
+def test_mpub_message_of_256_and_257(connected: Device, peer, names, characterize) -> None:
     """256 bytes arrive byte for byte; 257 are refused, not cut to 256 and sent."""
     at = connected.at
     topic = names.topic()
     expect_result(at.mpub(topic, 1, 0, _text(MPUB_MESSAGE_MAX)), "MPUB")
     assert peer.expect(topic, timeout=5).payload == _text(MPUB_MESSAGE_MAX)
     outcome = at.mpub(topic, 1, 0, _text(MPUB_MESSAGE_MAX + 1))
-    _refused_and_nothing_sent(connected, peer, outcome, "MPUB", names.topic("marker"))
+    _refused_and_nothing_sent(
+        connected, peer, outcome, "MPUB", names.topic("marker"), characterize
+    )
 
 
 @pytest.mark.spec("MPUBEX-2")
 def test_mpubex_of_1360_and_1361(connected: Device, peer, names, characterize) -> None:
     """1360 bytes arrive byte for byte; 1361 are refused (with or without a prompt first:
-    decision, refused at once without one; recorded on hardware) and nothing is sent."""
+    recorded; the reference profile refuses at once, without one) and nothing is sent."""
     at = connected.at
     topic = names.topic()
     expect_result(at.mpubex(topic, 1, 0, _text(MPUBEX_MESSAGE_MAX)), "MPUBEX")
@@ -91,9 +95,11 @@ def test_mpubex_of_1360_and_1361(connected: Device, peer, names, characterize) -
     characterize.record(
         "MPUBEX-2", outcome.response.command,
         ("prompt, then " if prompted else "no prompt; ") + outcome.response.summary(),
-        not prompted,
+        prompted == REFERENCE.mpubex_oversize_prompt,
     )
-    _refused_and_nothing_sent(connected, peer, outcome, "MPUBEX", names.topic("marker"))
+    _refused_and_nothing_sent(
+        connected, peer, outcome, "MPUBEX", names.topic("marker"), characterize
+    )
 
 
 @pytest.mark.spec("MSUB-3")
@@ -102,7 +108,7 @@ def test_incoming_message_cut_to_1360(
     dut: Device, broker: Broker, peer, names, size: int, characterize
 ) -> None:
     """An incoming message is reported with at most its first 1360 bytes. `<len>` is the
-    original length or the cut one (decision: the original; recorded on hardware)."""
+    original length or the cut one (recorded; the reference profile: the original)."""
     at = dut.at
     topic = names.topic()
     bring_up(dut, broker.plain_port, names.client_id)
@@ -120,15 +126,15 @@ def test_incoming_message_cut_to_1360(
     characterize.record(
         "MSUB-3", f"incoming message of {size} bytes",
         f"+MSUB: ...,{report.length} bytes,<{len(report.payload)} bytes>",
-        report.length == size,
+        report.length == (size if REFERENCE.msub_len == "original" else len(report.payload)),
     )
     assert at.at().response.ok  # the module is back to commands after the long report
 
 
 @pytest.mark.spec("MPUB-5")
 def test_commas_inside_an_mpub_message(connected: Device, peer, names, characterize) -> None:
-    """Everything after the third comma is the message, commas and spaces included
-    (decision; recorded on hardware)."""
+    """Whether everything after the third comma is the message, commas and spaces
+    included: recorded (the reference profile: so)."""
     at = connected.at
     topic = names.topic()
     message = "a,b,,c, d ,e,"
@@ -140,14 +146,15 @@ def test_commas_inside_an_mpub_message(connected: Device, peer, names, character
     characterize.record(
         "MPUB-5", outcome.response.command,
         f"{outcome.response.summary()}; peer got {got!r}",
-        outcome.ok and got == message.encode(),
+        (outcome.ok and got == message.encode()) == (REFERENCE.mpub_commas == "message"),
     )
 
 
 @pytest.mark.spec("MPUBEX-3")
 def test_binary_mpubex_data(connected: Device, peer, names, characterize) -> None:
-    """CR, LF, NUL, 0xFF, commas and every other byte value travel byte-exact, to the peer
-    and back to the module in its own report (decision; recorded on hardware)."""
+    """Whether CR, LF, NUL, 0xFF, commas and every other byte value travel byte-exact, to
+    the peer and back to the module in its own report: recorded (the reference profile:
+    so)."""
     at = connected.at
     topic = names.topic()
     data = b"\r\n\x00\xff,\r\r\n\n," + bytes(range(256)) + b"\r\nOK\r\nERROR\r\n"
@@ -161,7 +168,7 @@ def test_binary_mpubex_data(connected: Device, peer, names, characterize) -> Non
         "MPUBEX-3", f"{outcome.response.command} + {len(data)} bytes of every value",
         f"{outcome.response.summary()}; peer got {len(got) if got else 0} bytes"
         + ("" if got == data else f", first difference at {_diff(got, data)}"),
-        outcome.ok and got == data,
+        (outcome.ok and got == data) == REFERENCE.mpubex_binary,
     )
     try:
         back = at.wait_message(timeout=5, topic=topic).payload
@@ -170,7 +177,7 @@ def test_binary_mpubex_data(connected: Device, peer, names, characterize) -> Non
     characterize.record(
         "MPUBEX-3", "the same message reported back (+MSUB, auto mode)",
         f"{len(back) if back else 0} bytes" + ("" if back == data else " (differs)"),
-        back == data,
+        (back == data) == REFERENCE.mpubex_binary,
     )
 
 

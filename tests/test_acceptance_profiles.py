@@ -4,8 +4,10 @@ A subset of the suites (GEN-2's URC spelling, MSUB-3's cut messages, and enough 
 the latency statistics) runs twice on firmware profile v3.2 and once on v3.3, each a real
 pytest run through the pty and mosquitto. v3.2 against itself must show no change; v3.3
 against v3.2 exactly what v3.3 changes: the two open points (GEN-2 urc_space, MSUB-3
-msub_len) and latency (x1.8 firmware time), with no test changing outcome. Then
-`hil run --baseline` does suites, comparison and report in one go.
+msub_len) and latency (x1.8 firmware time), with no test changing outcome. A run on
+guide-alt (the other permitted reading of every open point) against v3.2 shows its readings
+as changed open points, and not one test failing. Then `hil run --baseline` does suites,
+comparison and report in one go.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def run_suites(folder: Path, profile: str) -> Path:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("acceptance")
     return {name: run_suites(base / name, profile)
-            for name, profile in (("a1", "v3.2"), ("a2", "v3.2"), ("b", "v3.3"))}
+            for name, profile in (("a1", "v3.2"), ("a2", "v3.2"), ("b", "v3.3"),
+                                  ("alt", "guide-alt"))}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,25 @@ def test_the_later_profile_shows_exactly_its_differences(runs, baselines, capsys
     assert all(s.p50_shift > 0 for s in c.latency if s.command in SLOWER and s.p50_shift)
     assert c.throughput == ()
     assert "| GEN-2 | test_result_urc_spelling |" in markdown.read_text()
+
+
+#: Open points on which guide-alt takes the other reading, met by the subset's tests.
+ALT_READINGS = {"GEN-2", "GEN-3", "GEN-6", "CEER-1", "MCONNECT-5", "MDISCONNECT-1", "MSUB-3",
+                "MPUB-5", "MPUBEX-2", "MPUBEX-3"}
+
+
+@pytest.mark.timeout(600)
+def test_guide_alt_shows_changed_open_points_not_failures(runs, baselines, capsys) -> None:
+    assert cli.main(["compare", str(baselines), str(runs["alt"])]) == 1
+    out = capsys.readouterr().out
+    print(out)
+    c = compare(load(baselines), load(runs["alt"]), Thresholds())
+    assert c.outcomes == (), "no test may change outcome: open points are recorded, not failed"
+    changed = {b.clause for b in c.behaviours if b.gating}
+    assert changed >= ALT_READINGS, sorted(changed)
+    assert all(b.before.follows and not b.after.follows for b in c.behaviours if b.gating)
+    assert c.summary.startswith("NOT ACCEPTABLE: ") and "now failing" not in c.summary
+    assert "open-point behaviour(s) changed" in c.summary
 
 
 @pytest.mark.timeout(600)

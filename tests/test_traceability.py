@@ -65,7 +65,9 @@ def test_the_vendored_copy_is_verbatim() -> None:
     shared = (ROOT / "../shared/spec/clauses.md").resolve()
     if not shared.is_file():
         pytest.skip("no shared clauses.md beside the project")
-    assert (ROOT / "docs" / "clauses.md").read_text() == shared.read_text()
+    assert (ROOT / "docs" / "clauses.md").read_bytes() == shared.read_bytes(), (
+        "docs/clauses.md differs from ../shared/spec/clauses.md: copy the shared file over it"
+    )
 
 
 def test_markers_in_sources_are_found(tmp_path: Path) -> None:
@@ -75,9 +77,13 @@ def test_markers_in_sources_are_found(tmp_path: Path) -> None:
     assert marked_in_sources(tmp_path) == {"GEN-1", "MSUB-3", "DEV-1"}
 
 
-def _outcome(outcome: str) -> RunOutcome:
-    t = RunOutcome("suites/test_x.py::test_a", ["GEN-1"])
+def _outcome(outcome: str, clause: str = "GEN-1", *, open_point: bool = False) -> RunOutcome:
+    t = RunOutcome(f"suites/test_x.py::test_{outcome}", [clause])
     t.outcome = outcome
+    if open_point:
+        t.open_points.add(clause)
+    if outcome == "skipped":
+        t.reason = "needs power"
     return t
 
 
@@ -86,16 +92,54 @@ def _outcome(outcome: str) -> RunOutcome:
     [
         ([], "GAP"),
         (["passed", "passed"], "pass"),
-        (["passed", "failed"], "FAIL"),
-        (["skipped", "passed"], "pass"),
-        (["skipped"], "skipped"),
-        (["error"], "FAIL"),
+        (["passed", "failed"], "fail"),
+        (["skipped", "passed"], "partial"),
+        (["skipped"], "skip"),
+        (["error"], "fail"),
     ],
 )
 def test_row_verdicts(outcomes: list[str], verdict: str) -> None:
     clause = parse_clauses(SAMPLE)[0]
     row = Row(clause, [_outcome(o) for o in outcomes])
     assert row.verdict == verdict
+
+
+def test_a_q_clause_is_characterized_never_passed() -> None:
+    gen2 = {c.id: c for c in parse_clauses(SAMPLE)}["GEN-2"]
+    assert Row(gen2, [_outcome("passed", "GEN-2")]).verdict == "characterized"
+    assert Row(gen2, [_outcome("skipped", "GEN-2")]).verdict == "skip"
+
+
+def test_a_test_that_only_records_an_s_clause_does_not_pass_it() -> None:
+    msub3 = {c.id: c for c in parse_clauses(SAMPLE)}["MSUB-3"]
+    only = _outcome("passed", "MSUB-3", open_point=True)
+    assert Row(msub3, [only]).verdict == "characterized"
+    assert Row(msub3, [only, _outcome("passed", "MSUB-3")]).verdict == "pass"
+
+
+def test_a_skipped_test_or_part_makes_the_clause_partial_and_is_named() -> None:
+    clause = parse_clauses(SAMPLE)[0]
+    row = Row(clause, [_outcome("passed"), _outcome("skipped")])
+    assert row.verdict == "partial"
+    assert row.unchecked() == ["test_skipped skipped: needs power"]
+    told = _outcome("passed")
+    told.skipped_parts.append(("GEN-1", "default off: setting kept over a restart"))
+    told.skipped_parts.append(("GEN-2", "another clause's part"))
+    row = Row(clause, [told])
+    assert (row.verdict, row.unchecked()) == (
+        "partial", ["default off: setting kept over a restart"]
+    )
+
+
+def test_a_clause_kind_with_words_after_it_is_parsed() -> None:
+    text = "## General\n- **GEN-7 (S for the harness)** A test of an S clause uses ...\n"
+    (gen7,) = parse_clauses(text)
+    assert (gen7.id, gen7.kind) == ("GEN-7", "S")
+
+
+def test_open_point_markers_count_in_sources(tmp_path: Path) -> None:
+    (tmp_path / "test_y.py").write_text('@pytest.mark.spec("GEN-7", open_point=True)\n')
+    assert marked_in_sources(tmp_path) == {"GEN-7"}
 
 
 def test_a_clause_with_tests_that_did_not_run_is_not_a_gap() -> None:
@@ -117,7 +161,13 @@ def test_matrix_files_show_gaps_and_allure_gets_a_result_per_gap(tmp_path: Path)
     verdicts = {c["id"]: c["verdict"] for c in data["clauses"]}
     assert verdicts["GEN-1"] == "pass" and verdicts["DEV-1"] == "GAP"
     assert "| DEV-1 | - | GAP | **no test** |" in (out / "traceability.md").read_text()
-    gaps = [json.loads(p.read_text()) for p in allure_dir.glob("*-result.json")]
+    results = [json.loads(p.read_text()) for p in allure_dir.glob("*-result.json")]
+    gaps = [r for r in results if r["fullName"].startswith("traceability.gap.")]
     assert sorted(g["labels"][0]["value"] for g in gaps) == sorted(
         cid for cid, v in verdicts.items() if v == "GAP"
     )
+    (matrix,) = [r for r in results if r["fullName"] == "traceability.matrix"]
+    assert matrix["status"] == "passed" and "pass 1" in matrix["statusDetails"]["message"]
+    attached = {a["name"]: (allure_dir / a["source"]).read_text() for a in matrix["attachments"]}
+    assert attached["traceability.md"] == (out / "traceability.md").read_text()
+    assert json.loads(attached["traceability.json"]) == data
