@@ -4,6 +4,11 @@ The simulator can be built with a realistic firmware defect (hil/sim/bugs.py, ea
 the clause it breaks). This runs the suites once per bug, stopping at the first failure, and
 reports which bugs no test noticed: a surviving bug is a hole in the suites. A clean run
 without any bug comes first, since a failure there would make every bug look caught.
+
+`--profile` builds the bugs into another firmware profile (default: the reference, whose
+open points follow clauses.md). On a profile that reads the open points otherwise, such as
+guide-alt, a bug is caught only by tests of what the guide states, so the same run tells
+which stated-clause bugs the suites catch on any guide-following firmware.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hil.sim.bugs import BUGS
+from hil.sim.profiles import REFERENCE, profile_named
 
 ROOT = Path(__file__).resolve().parents[1]
 CAUGHT, SURVIVED, ERROR, TIMEOUT = "caught", "SURVIVED", "error", "timeout"
@@ -44,12 +50,17 @@ class Outcome:
     tail: str = ""
 
 
-def pytest_command(bug: str | None, report_dir: Path, *, targeted: bool = False) -> list[str]:
-    """The suites with `bug`; `targeted`: only the tests marked with the bug's clause."""
+def pytest_command(
+    bug: str | None, report_dir: Path, *, targeted: bool = False, profile: str | None = None
+) -> list[str]:
+    """The suites with `bug` on firmware `profile` (None: the rig's, i.e. the reference);
+    `targeted`: only the tests marked with the bug's clause."""
     command = [
         sys.executable, "-m", "pytest", "suites", "-x", "-q", "-p", "no:cacheprovider",
         "--report-dir", str(report_dir),
     ]
+    if profile:
+        command += ["--sim-profile", profile]
     if bug:
         command += ["--sim-bug", bug]
         if targeted:
@@ -84,13 +95,14 @@ def run_once(
     *,
     timeout: float,
     targeted: bool = False,
+    profile: str | None = None,
 ) -> Outcome:
     """Run the suites with `bug` (None: none) in a fresh report folder, bounded by
     `timeout`; on timeout the run is interrupted (fixtures stop their broker) and then
     killed."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"hil-mutant-{bug or 'baseline'}-") as folder:
-        command = pytest_command(bug, Path(folder), targeted=targeted)
+        command = pytest_command(bug, Path(folder), targeted=targeted, profile=profile)
         proc = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
@@ -134,13 +146,14 @@ def run_all(
     progress: Callable[[Outcome], None] = lambda o: None,
     runner: Callable[..., Outcome] = run_once,
     targeted: bool = False,
+    profile: str | None = None,
 ) -> list[Outcome]:
     """One run per bug, `jobs` at a time; outcomes in the order of `bugs`."""
     names = list(bugs)
     done: dict[str, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {
-            pool.submit(runner, name, timeout=timeout, targeted=targeted): name
+            pool.submit(runner, name, timeout=timeout, targeted=targeted, profile=profile): name
             for name in names
         }
         for future in as_completed(futures):
@@ -198,6 +211,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "own test notice it (not just any test)?",
     )
     parser.add_argument(
+        "--profile", default=None, metavar="NAME",
+        help=f"firmware profile to build the bugs into (default: {REFERENCE.name}, the "
+        "reference); e.g. guide-alt, to see which bugs of stated clauses are caught there",
+    )
+    parser.add_argument(
         "--no-baseline", action="store_true",
         help="skip the clean run without a bug that normally comes first",
     )
@@ -222,10 +240,18 @@ def main(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown bug(s): {', '.join(unknown)}; see `hil mutants --list`", file=sys.stderr)
         return 2
+    profile = getattr(args, "profile", None)
+    if profile is not None:
+        try:
+            profile = profile_named(profile).name
+        except ValueError as e:
+            print(e, file=sys.stderr)
+            return 2
     started = time.monotonic()
     if not args.no_baseline:
-        print("baseline: the suites without any bug ...", flush=True)
-        base = run_once(None, timeout=args.timeout)
+        print(f"baseline: the suites without any bug, profile {profile or REFERENCE.name} ...",
+              flush=True)
+        base = run_once(None, timeout=args.timeout, profile=profile)
         print(f"baseline: {base.verdict} in {base.seconds:.0f} s", flush=True)
         if base.verdict != "passed":
             print(f"the suites fail without any bug ({base.first_failure or base.verdict}); "
@@ -243,7 +269,8 @@ def main(args: argparse.Namespace) -> int:
             print("    " + outcome.tail.replace("\n", "\n    "), flush=True)
 
     outcomes = run_all(
-        names, jobs=args.jobs, timeout=args.timeout, progress=progress, targeted=args.targeted
+        names, jobs=args.jobs, timeout=args.timeout, progress=progress, targeted=args.targeted,
+        profile=profile,
     )
     elapsed = time.monotonic() - started
     print()
@@ -253,7 +280,8 @@ def main(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(
-            {"seconds": round(elapsed, 1), "outcomes": [asdict(o) for o in outcomes]},
+            {"profile": profile or REFERENCE.name, "seconds": round(elapsed, 1),
+             "outcomes": [asdict(o) for o in outcomes]},
             indent=2,
         ) + "\n")
     if any(o.verdict == SURVIVED for o in outcomes):

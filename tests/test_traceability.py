@@ -134,7 +134,9 @@ def test_a_skipped_test_or_part_makes_the_clause_partial_and_is_named() -> None:
 def test_a_clause_kind_with_words_after_it_is_parsed() -> None:
     text = "## General\n- **GEN-7 (S for the harness)** A test of an S clause uses ...\n"
     (gen7,) = parse_clauses(text)
-    assert (gen7.id, gen7.kind) == ("GEN-7", "S")
+    assert (gen7.id, gen7.kind, gen7.scope) == ("GEN-7", "S", "for the harness")
+    assert not gen7.binds_firmware
+    assert all(c.binds_firmware for c in parse_clauses(SAMPLE) if c.kind != "Q")
 
 
 def test_open_point_markers_count_in_sources(tmp_path: Path) -> None:
