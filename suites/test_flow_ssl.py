@@ -82,6 +82,25 @@ def test_mqttssl_values(dut: Device, broker: Broker, names, characterize) -> Non
     tear_down(dut)
 
 
+@pytest.mark.spec("MQTTSSL-1", open_point=True)
+def test_mqttssl_while_connected(dut: Device, broker: Broker, names, characterize) -> None:
+    """AT+MQTTSSL=1 while a plain MQTT connection stands: refused, or accepted for the
+    next connection (recorded; the reference profile refuses). Either way the standing
+    connection is unharmed."""
+    at = dut.at
+    expect_result(at.mconfig(names.client_id), "MCONFIG", ResultType.NO_ERROR)
+    expect_result(at.mipstart(dut.broker_host, broker.plain_port), "MIPSTART")
+    expect_result(at.mconnect(1, 30), "MCONNECT", ResultType.NO_ERROR)
+    answer = at.mqttssl(1)
+    characterize.record(
+        "MQTTSSL-1", "AT+MQTTSSL=1 with MQTT up", answer.response.summary(),
+        answer.ok == (REFERENCE.ssl_while_connected == "next"),
+    )
+    expect_status(at, MqttStatus.MQTT_CONNECTED)
+    tear_down(dut)
+    assert at.mqttssl(0).ok  # leave the default for the next test
+
+
 @pytest.mark.spec("MQTTSSL-1")
 @pytest.mark.spec("MSUB-6")
 def test_ssl_after_a_restart(

@@ -14,6 +14,7 @@ from hil.at.transcript import RX
 from hil.broker import Broker
 from hil.device import Device
 from hil.l506.dut import CommandResult
+from hil.sim.profiles import REFERENCE
 from suites.expect import bring_up, expect_result
 
 
@@ -51,6 +52,23 @@ def test_prompt_then_exactly_the_data(
     prompt = _prompt(dut, outcome)
     characterize.record(
         "MPUBEX-1", outcome.response.command, f"prompt {prompt!r}",
-        prompt is not None and prompt.rstrip() == b">",
+        prompt is not None and prompt.rstrip() == REFERENCE.prompt.rstrip(),
         note="the guide shows `>>`",
+    )
+    echoed = data in _received_after_prompt(dut, outcome)
+    characterize.record(
+        "MPUBEX-1", f"{outcome.response.command} + {len(data)} bytes, echo on",
+        "data echoed back" if echoed else "data not echoed",
+        echoed == REFERENCE.echo_data,
+        note="the guide shows `>> abc`",
+    )
+
+
+def _received_after_prompt(dut: Device, outcome: CommandResult) -> bytes:
+    """What the module sent between its prompt and the end of the command."""
+    timing = outcome.response.timing
+    assert timing.prompt_ns is not None and timing.done_ns is not None
+    return b"".join(
+        data for t, data in dut.channel.transcript.chunks(RX)
+        if timing.prompt_ns <= t <= timing.done_ns
     )

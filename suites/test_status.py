@@ -7,6 +7,7 @@ import pytest
 from hil.broker import Broker
 from hil.device import Device
 from hil.l506.types import MqttStatus, ResultType
+from hil.sim.profiles import REFERENCE
 from suites.expect import (
     bring_up,
     expect_ceer,
@@ -25,7 +26,7 @@ from suites.expect import (
 @pytest.mark.spec("MDISCONNECT-1")
 def test_status_through_the_flow(dut: Device, broker: Broker, names, characterize) -> None:
     """0 before, 2 with TCP up, 1 with MQTT up, 0 after MIPCLOSE. After MDISCONNECT it is
-    2 or 0 (decision: 2 until MIPCLOSE; recorded on hardware)."""
+    2 or 0 (recorded; the reference profile: 2 until MIPCLOSE)."""
     at = dut.at
     expect_status(at, MqttStatus.NO_CONNECTION)
     expect_result(at.mconfig(names.client_id), "MCONFIG", ResultType.NO_ERROR)
@@ -43,7 +44,7 @@ def test_status_through_the_flow(dut: Device, broker: Broker, names, characteriz
     )
     characterize.record(
         "MDISCONNECT-1", "AT+MDISCONNECT, AT+MQTTSTATU", f"+MQTTSTATU: {after}",
-        after == MqttStatus.TCP_CONNECTED,
+        after == REFERENCE.status_after_mdisconnect,
     )
     expect_result(at.mipclose(), "MIPCLOSE")
     expect_status(at, MqttStatus.NO_CONNECTION)
