@@ -616,3 +616,33 @@ def test_latency_off_also_takes_the_link_out() -> None:
     quiet = GUIDE_ALT.with_latency_spec("off")
     assert (quiet.link_rtt_s, quiet.link_jitter_s) == (0.0, 0.0)
     assert GUIDE_ALT.with_latency_spec("x0.5").link_rtt_s == pytest.approx(0.03)
+
+
+def test_guide_alt_reads_gen_7_parameters_the_other_way() -> None:
+    m = alt()
+    m.type('AT+MCONFIG="' + "c" * 36 + '"')  # quotes: a V.250 string constant
+    m.type("AT+MIPSTART=127.0.0.1,1883")
+    m.socket(SocketOpened(m.last(OpenSocket).socket_id))
+    m.type("AT+MCONNECT=1,30")
+    assert m.sent[-1].client_id == "c" * 23  # cut to MQTT 3.1.1's guaranteed length
+    m.socket(SocketData(m.fw.socket_id, encode(Connack(False, 0))))
+    m.type("AT+MPUB=t,0,0,a;b")
+    assert m.sent[-1].payload == b"a"  # `;` ends the command
+    m.type('AT+MPUB=t,0,0,say "hi"')
+    assert m.sent[-1].payload == b'say "hi"'  # not a whole quoted string: kept
+    m.type('AT+MPUB="t",0,0,"hi"')
+    assert (m.sent[-1].topic, m.sent[-1].payload) == ("t", b"hi")
+    m.type("AT+MPUB=t,0,0,  indented")
+    assert m.sent[-1].payload == b"indented"
+
+
+def test_reference_keeps_gen_7_parameters_as_typed(m: Module) -> None:
+    m.type("AT+MCONFIG=" + "c" * 36)
+    m.type("AT+MIPSTART=127.0.0.1,1883")
+    m.socket(SocketOpened(m.last(OpenSocket).socket_id))
+    m.type("AT+MCONNECT=1,30")
+    assert m.sent[-1].client_id == "c" * 36
+    m.socket(SocketData(m.fw.socket_id, encode(Connack(False, 0))))
+    for message in ("a;b", '"hi"', "  indented"):
+        m.type(f"AT+MPUB=t,0,0,{message}")
+        assert m.sent[-1].payload == message.encode()

@@ -272,7 +272,7 @@ class Firmware:
 
     def _network_event(self, event: SocketEvent, now: float) -> list[Action]:
         if event.socket_id != self.socket_id:
-            return []
+            return []  # the socket was let go while the event was on the link
         match event:
             case SocketOpened():
                 return self._tcp_opened(now)
@@ -386,6 +386,8 @@ class Firmware:
             return [self._lines("OK", command="AT")]
         if rest[:1] == b"+":
             body = rest[1:].lstrip()
+            if self.profile.semicolon_ends_line:
+                body = body.split(b";", 1)[0]  # GEN-7: a V.250 command separator
             head, sep, args = _split_command(body)
             handler = self._EXTENDED.get(head.upper().decode("ascii", "replace") + sep)
             if handler is None:
@@ -522,7 +524,7 @@ class Firmware:
         return self._answer("MCONFIG", True, 0)
 
     def _parse_mconfig(self, args: bytes) -> MqttConfig:
-        parts = _params(args, 8)
+        parts = self._params(args, 8)
         if len(parts) not in (1, 3, 8):
             raise BadParameter("MCONFIG takes 1, 3 or 8 parameters")
         client_id = _text(parts[0])
@@ -555,7 +557,7 @@ class Firmware:
     # --- 2.2 MIPSTART
 
     def _mipstart(self, args: bytes, now: float) -> list[Action]:
-        parts = _params(args, 2)
+        parts = self._params(args, 2)
         try:
             if len(parts) != 2:
                 raise BadParameter("MIPSTART takes host and port")
@@ -621,7 +623,7 @@ class Firmware:
     # --- 2.3 MCONNECT
 
     def _mconnect(self, args: bytes, now: float) -> list[Action]:
-        parts = _params(args, 2)
+        parts = self._params(args, 2)
         try:
             if len(parts) != 2:
                 raise BadParameter("MCONNECT takes clean session and keep-alive")
@@ -638,7 +640,7 @@ class Firmware:
             return self._answer("MCONNECT", False, code)
         cfg = self.config
         connect = Connect(
-            client_id=cfg.client_id,
+            client_id=cfg.client_id[: self.profile.client_id_max],
             clean_session=bool(clean) or self._bug("clean_session_forced"),
             keepalive=60 if self._bug("keepalive_fixed_60") else keepalive,
             username=cfg.username,
@@ -661,7 +663,7 @@ class Firmware:
     # --- 2.4 / 2.5 MSUB, MUNSUB
 
     def _msub(self, args: bytes, now: float) -> list[Action]:
-        parts = _params(args, 2)
+        parts = self._params(args, 2)
         try:
             if len(parts) != 2:
                 raise BadParameter("MSUB takes topic and qos")
@@ -681,7 +683,7 @@ class Firmware:
         return [self._lines("OK", command="MSUB"), *self._flush_session()]
 
     def _munsub(self, args: bytes, now: float) -> list[Action]:
-        topic = _text(args.strip())
+        topic = _text(self._params(args, 1)[0] if args.strip() else b"")
         if not topic or b"," in args:
             return self._answer("MUNSUB", False, 2)
         if self.conn != "mqtt_up" or self.session is None:
@@ -697,6 +699,13 @@ class Firmware:
 
     # --- 2.6 / 2.7 MPUB, MPUBEX
 
+    def _params(self, args: bytes, count: int, *, keep_last: bool = False) -> list[bytes]:
+        """`_params`, then the profile's reading of quotes and message spaces (GEN-7)."""
+        parts = _params(args, count, keep_last=keep_last and not self.profile.trim_message)
+        if self.profile.strip_quotes:
+            parts = [_unquote(p) for p in parts]
+        return parts
+
     def _publish_params(self, parts: list[bytes]) -> tuple[str, int, bool]:
         topic = _text(parts[0])
         limit = TOPIC_MAX + 1 if self._bug("mpub_topic_65_accepted") else TOPIC_MAX
@@ -705,7 +714,7 @@ class Firmware:
         return topic, _int(parts[1], (0, 1, 2)), bool(_int(parts[2], (0, 1)))
 
     def _mpub(self, args: bytes, now: float) -> list[Action]:
-        parts = _params(args, 4, keep_last=True)
+        parts = self._params(args, 4, keep_last=True)
         try:
             if len(parts) != 4:
                 raise BadParameter("MPUB takes topic, qos, retain, message")
@@ -726,7 +735,7 @@ class Firmware:
         return self._publish("MPUB", topic, qos, retain, message, now)
 
     def _mpubex(self, args: bytes, now: float) -> list[Action]:
-        parts = _params(args, 4)
+        parts = self._params(args, 4)
         limit = MPUBEX_MESSAGE_MAX + 1 if self._bug("mpubex_1361_accepted") else MPUBEX_MESSAGE_MAX
         too_long = False
         try:
@@ -1058,6 +1067,13 @@ def _params(args: bytes, count: int, *, keep_last: bool = False) -> list[bytes]:
     if keep_last and len(parts) == count:
         return [p.strip() for p in parts[:-1]] + [parts[-1]]
     return [p.strip() for p in parts]
+
+
+def _unquote(raw: bytes) -> bytes:
+    """`"abc"` → `abc` (a V.250 string constant); anything else as it is."""
+    if len(raw) >= 2 and raw[:1] == b'"' and raw[-1:] == b'"':
+        return raw[1:-1]
+    return raw
 
 
 def _text(raw: bytes) -> str:

@@ -117,6 +117,14 @@ class Profile:
     untyped_failure_code: bool = True
     #: GEN-6: the final result for a bad parameter of MQTTSSL, MQTTMSGSET, MQTTMSGGET.
     switch_refusal: str = "ERROR"
+    #: GEN-7: the longest client id sent in CONNECT (longer ones cut); None: any length.
+    client_id_max: int | None = None
+    #: GEN-7: `;` is a V.250 command separator: the parameters end at the first one.
+    semicolon_ends_line: bool = False
+    #: GEN-7: a parameter in double quotes (a V.250 string constant) loses its quotes.
+    strip_quotes: bool = False
+    #: GEN-7: leading spaces of an MPUB message are trimmed like those of other parameters.
+    trim_message: bool = False
     #: MIPSTART-2: result type when the host name cannot be resolved.
     resolve_failure_code: int = 5
     #: MIPSTART-3: result type of a second MIPSTART; None: answered ERROR.
@@ -270,6 +278,10 @@ GUIDE_ALT = Profile(
     result_before_ok=frozenset({"MCONFIG"}),
     untyped_failure_code=False,
     switch_refusal="+CME ERROR: 4",
+    client_id_max=23,
+    semicolon_ends_line=True,
+    strip_quotes=True,
+    trim_message=True,
     resolve_failure_code=4,
     second_mipstart_code=None,
     tls_handshake_at="MCONNECT",
