@@ -24,11 +24,7 @@ from hil.l506.types import (
     ResultType,
     parse_msub,
 )
-from hil.sim.profiles import REFERENCE
-
-#: GEN-6: the commands whose result URC carries a result type in the guide's format; a
-#: refusal of one of them must say which (2). The others may print `+NAME: FAILURE` alone.
-TYPED_RESULT = frozenset({"MCONFIG", "MIPSTART", "MCONNECT"})
+from hil.sim.profiles import REFERENCE, TYPED_RESULTS
 
 
 def expect_result(
@@ -83,7 +79,7 @@ def expect_refused(outcome: CommandResult, name: str, characterize) -> str:
     assert form is not None, f"expected a refusal (ERROR, +CME ERROR or +{name}: FAILURE): {seen}"
     if form.startswith("FAILURE"):
         assert response.ok, f"+{name}: FAILURE without a final OK: {seen}"
-        if name in TYPED_RESULT:
+        if name in TYPED_RESULTS:  # their format in the guide has a result type
             assert form != "FAILURE", f"+{name}: FAILURE without its result type: {seen}"
         if form != "FAILURE":
             assert result is not None and result.code == ResultType.BAD_PARAMETER, (
