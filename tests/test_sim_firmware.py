@@ -616,6 +616,10 @@ def test_latency_off_also_takes_the_link_out() -> None:
     quiet = GUIDE_ALT.with_latency_spec("off")
     assert (quiet.link_rtt_s, quiet.link_jitter_s) == (0.0, 0.0)
     assert GUIDE_ALT.with_latency_spec("x0.5").link_rtt_s == pytest.approx(0.03)
+    assert GUIDE_ALT.latency_note.endswith("; link: 60 ms round trip + up to 80 ms jitter")
+    every = GUIDE_ALT.with_latency_spec("*=5")  # the firmware's model replaced, the link kept
+    assert every.link_rtt_s == GUIDE_ALT.link_rtt_s
+    assert every.latency_note == "configured: *=5; link: 60 ms round trip + up to 80 ms jitter"
 
 
 def test_guide_alt_reads_gen_7_parameters_the_other_way() -> None:

@@ -207,6 +207,13 @@ class Profile:
     def latency_of(self, command: str) -> float:
         return self.latency.get(command, self.latency.get("AT", 0.0))
 
+    def link_note(self) -> str:
+        """`; link: …` for a report when the profile models the link, else nothing."""
+        if not self.link_rtt_s:
+            return ""
+        return (f"; link: {self.link_rtt_s * 1000:g} ms round trip + up to "
+                f"{self.link_jitter_s * 1000:g} ms jitter")
+
     def without_latency(self) -> Profile:
         return replace(
             self,
@@ -249,8 +256,9 @@ class Profile:
         if spec.strip().lower() in ("off", "none", "0"):
             return self.without_latency()
         scale, overrides = parse_latency(spec)
-        if "*" in overrides:  # every command set: nothing of the profile's model is left
-            note = f"configured: {spec.strip()}"
+        if "*" in overrides:  # every command set: nothing of the firmware's model is left
+            link = self.with_latency(scale=scale)
+            note = f"configured: {spec.strip()}{link.link_note()}"
         else:
             base = "synthetic" if self.latency_note == SYNTHETIC_NOTE else self.latency_note
             note = f"{base}, {spec.strip()}"
@@ -307,8 +315,8 @@ GUIDE_ALT = Profile(
     ready_urcs=("Call Ready", "SMS Ready"),
     link_rtt_s=0.060,
     link_jitter_s=0.080,
-    latency_note=f"{SYNTHETIC_NOTE}; link: 60 ms round trip + up to 80 ms jitter",
 )
+GUIDE_ALT = replace(GUIDE_ALT, latency_note=SYNTHETIC_NOTE + GUIDE_ALT.link_note())
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (V32, V33, GUIDE_ALT)}
 
