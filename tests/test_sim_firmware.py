@@ -650,3 +650,10 @@ def test_reference_keeps_gen_7_parameters_as_typed(m: Module) -> None:
     for message in ("a;b", '"hi"', "  indented"):
         m.type(f"AT+MPUB=t,0,0,{message}")
         assert m.sent[-1].payload == message.encode()
+
+
+def test_echo_at_boot_is_the_profiles() -> None:
+    m = Module(Firmware(replace(V32.without_latency(), echo_at_boot=False), time_scale=0.01))
+    assert m.type("AT") == "\r\nOK\r\n"
+    assert m.type("ATE1") == "\r\nOK\r\n"
+    assert m.type("AT") == "AT\r\r\nOK\r\n"

@@ -188,7 +188,7 @@ class Firmware:
         next_slot = self.next_slot if carry_store else 0
         self.ready = False
         self.network_ready = False
-        self.echo = True
+        self.echo = self.profile.echo_at_boot
         self.cfun = 1
         self.attached = True
         if not self.profile.settings_survive_restart:

@@ -117,6 +117,9 @@ class Profile:
     untyped_failure_code: bool = True
     #: GEN-6: the final result for a bad parameter of MQTTSSL, MQTTMSGSET, MQTTMSGGET.
     switch_refusal: str = "ERROR"
+    #: GEN-5: echo on after boot (ATE0/ATE1 switch it). Both profiles: the guide's examples
+    #: are echoed, and `>> abc` needs it.
+    echo_at_boot: bool = True
     #: GEN-7: the longest client id sent in CONNECT (longer ones cut); None: any length.
     client_id_max: int | None = None
     #: GEN-7: `;` is a V.250 command separator: the parameters end at the first one.
