@@ -701,9 +701,12 @@ class Firmware:
 
     def _params(self, args: bytes, count: int, *, keep_last: bool = False) -> list[bytes]:
         """`_params`, then the profile's reading of quotes and message spaces (GEN-7)."""
-        parts = _params(args, count, keep_last=keep_last and not self.profile.trim_message)
-        if self.profile.strip_quotes:
-            parts = [_unquote(p) for p in parts]
+        p = self.profile
+        parts = _params(
+            args, count, keep_last=keep_last and not p.trim_message, trim=p.trim_parameters
+        )
+        if p.strip_quotes:
+            parts = [_unquote(part) for part in parts]
         return parts
 
     def _publish_params(self, parts: list[bytes]) -> tuple[str, int, bool]:
@@ -1055,8 +1058,10 @@ def _split_command(body: bytes) -> tuple[bytes, str, bytes]:
     return body.rstrip(), "", b""
 
 
-def _params(args: bytes, count: int, *, keep_last: bool = False) -> list[bytes]:
-    """Split on commas; leading spaces of each parameter trimmed (GEN-5).
+def _params(
+    args: bytes, count: int, *, keep_last: bool = False, trim: bool = True
+) -> list[bytes]:
+    """Split on commas; with `trim`, spaces around each parameter are taken off (GEN-5).
 
     With `keep_last`, the last parameter is everything after the (count-1)th comma, untrimmed
     (MPUB-5: commas and spaces inside a message belong to it).
@@ -1064,6 +1069,8 @@ def _params(args: bytes, count: int, *, keep_last: bool = False) -> list[bytes]:
     if not args.strip():
         return []
     parts = args.split(b",", count - 1)
+    if not trim:
+        return parts
     if keep_last and len(parts) == count:
         return [p.strip() for p in parts[:-1]] + [parts[-1]]
     return [p.strip() for p in parts]
