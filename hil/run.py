@@ -10,7 +10,9 @@ Exit status: pytest's (0 only if every test passed), unless the report could not
 (REPORT_FAILED) or a secret leaked into reports/ (SECRET_LEAKED). With --baseline, the run is
 also compared with that baseline before the report is made (docs/acceptance.md): when pytest
 passed, the status is the comparison's (1 regressions, NO_COMPARISON when it could not be
-made: a status of its own, as pytest's 2 means interrupted).
+made: a status of its own, as pytest's 2 means interrupted). When pytest stops before any
+test (its status 4: a bad option, a module's port that cannot be opened, a busy broker port),
+its one line says why and no report is made.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from hil.acceptance import cli as acceptance
 from hil.masking import scan
-from hil.rig import RigError, load_rig
+from hil.rig import RigError, load_rig, rig_warnings, with_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLURE = Path("tools", "allure", "node_modules", ".bin", "allure")
@@ -37,6 +39,9 @@ DEFAULT_RIG = ROOT / "rigs" / "simulator.toml"
 REPORT_FAILED = 6
 SECRET_LEAKED = 7
 NO_COMPARISON = 8
+#: pytest's status when it stopped before any test (a bad option, a port that cannot be
+#: opened, a busy broker port): there is nothing to report.
+USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 GENERATE_TIMEOUT_S = 600
 
 
@@ -78,6 +83,17 @@ def new_run_dir(reports: Path) -> Path:
         folder = reports / f"{stamp}-{n}"
     folder.mkdir(parents=True)
     return folder
+
+
+def port_option(extra: list[str]) -> str | None:
+    """The `--port URL` (or `--port=URL`) among the arguments for pytest, the last one."""
+    port = None
+    for i, arg in enumerate(extra):
+        if arg == "--port" and i + 1 < len(extra):
+            port = extra[i + 1]
+        elif arg.startswith("--port="):
+            port = arg.removeprefix("--port=")
+    return port
 
 
 def _is_test_path(arg: str) -> bool:
@@ -260,12 +276,21 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"hil run: --baseline: {problem}", file=sys.stderr)
         return NO_COMPARISON
+    port = port_option(extra)
+    if port and port != rig.dut.port:
+        rig = with_port(rig, port)
+    for warning in rig_warnings(rig):
+        print(f"hil run: warning: {warning}", file=sys.stderr)
     run = new_run_dir(reports)
     print(f"hil run: rig {rig.name!r}, results in {run}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hil-run-") as private:
         secrets_file = Path(private, "secrets.json")
         command = pytest_command(run, rig_path, secrets_file, extra)
         status = stream(command, run / "pytest.log", args.max_minutes * 60)
+        if status == USAGE_ERROR:  # stopped before any test: the line above says why
+            print(f"hil run: no test ran; no report made (pytest's output in "
+                  f"{run / 'pytest.log'})", file=sys.stderr)
+            return status
         outcome = status
         if args.baseline is not None:
             verdict = acceptance.gate(args.baseline, run, rig.acceptance)
