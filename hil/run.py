@@ -10,9 +10,10 @@ Exit status: pytest's (0 only if every test passed), unless the report could not
 (REPORT_FAILED) or a secret leaked into reports/ (SECRET_LEAKED). With --baseline, the run is
 also compared with that baseline before the report is made (docs/acceptance.md): when pytest
 passed, the status is the comparison's (1 regressions, NO_COMPARISON when it could not be
-made: a status of its own, as pytest's 2 means interrupted). When pytest stops before any
-test (its status 4: a bad option, a module's port that cannot be opened, a busy broker port),
-its one line says why and no report is made.
+made: a status of its own, as pytest's 2 means interrupted). A module's port that cannot
+be opened or a broker port that is taken stops the run before it starts, in one line, with
+status 4 (pytest's for a usage error); so does pytest stopping before any test (a bad option):
+no report is made then.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pathlib import Path
 
 from hil.acceptance import cli as acceptance
 from hil.masking import scan
-from hil.rig import RigError, load_rig, rig_warnings, with_port
+from hil.preflight import broker_port_problem, port_problem
+from hil.rig import Rig, RigError, load_rig, rig_warnings, with_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLURE = Path("tools", "allure", "node_modules", ".bin", "allure")
@@ -94,6 +96,20 @@ def port_option(extra: list[str]) -> str | None:
         elif arg.startswith("--port="):
             port = arg.removeprefix("--port=")
     return port
+
+
+def preflight_problem(rig: Rig) -> str | None:
+    """What stops the run before it starts (the module's port, the broker's fixed ports),
+    in one line; pytest checks the same for a run without `hil run` (fixtures)."""
+    if rig.dut.kind == "hardware" and rig.dut.port:
+        problem = port_problem(rig.dut.port)
+        if problem:
+            return problem
+    for key, number in (("port", rig.broker.port), ("tls_port", rig.broker.tls_port)):
+        problem = broker_port_problem(rig.broker.bind, number, key)
+        if problem:
+            return problem
+    return None
 
 
 def _is_test_path(arg: str) -> bool:
@@ -279,6 +295,10 @@ def main(args: argparse.Namespace) -> int:
     port = port_option(extra)
     if port and port != rig.dut.port:
         rig = with_port(rig, port)
+    problem = preflight_problem(rig)
+    if problem:
+        print(f"hil run: {problem}", file=sys.stderr)
+        return USAGE_ERROR
     for warning in rig_warnings(rig):
         print(f"hil run: warning: {warning}", file=sys.stderr)
     run = new_run_dir(reports)

@@ -93,7 +93,7 @@ def test_broker_stopped(dut: Device, broker: Broker, names) -> None:
     bring_up(dut, broker.plain_port, names.client_id)
     broker.stop()
     try:
-        wait_connection_broken(at, timeout=DROP_REPORTED_S)
+        wait_connection_broken(at, timeout=dut.link_wait(DROP_REPORTED_S))
         expect_ceer(at, ResultType.CONNECTION_BROKEN)
         assert status_of(at) != MqttStatus.MQTT_CONNECTED
     finally:
@@ -108,7 +108,7 @@ def test_session_taken_over(dut: Device, broker: Broker, names) -> None:
     at = dut.at
     bring_up(dut, broker.plain_port, names.client_id)
     assert broker.kick(names.client_id), "the broker did not see the module connected"
-    wait_connection_broken(at, timeout=DROP_REPORTED_S)
+    wait_connection_broken(at, timeout=dut.link_wait(DROP_REPORTED_S))
     expect_ceer(at, ResultType.CONNECTION_BROKEN)
     assert status_of(at) != MqttStatus.MQTT_CONNECTED
 
@@ -125,7 +125,7 @@ def test_keepalive_expires(dut: Device, broker: Broker, names, fault_injection) 
     fault_injection.inject("stop_keepalive")
     mark = broker.log_mark()
     bring_up(dut, broker.plain_port, names.client_id, keepalive=1)
-    wait_connection_broken(at, timeout=1.5 * 1 + DROP_REPORTED_S)
+    wait_connection_broken(at, timeout=dut.link_wait(1.5 * 1 + DROP_REPORTED_S))
     assert re.search(rf"Client {re.escape(names.client_id)} has exceeded timeout",
                      broker.log_since(mark)), "the broker did not time the client out"
     expect_ceer(at, ResultType.CONNECTION_BROKEN)
