@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fakedevice import FakeDevice, crlf
 
-from fixtures.dut import adapter_timer
+from fixtures.dut import ADAPTER, adapter_timer, environment
 from hil import preflight, run
 from hil.at.channel import Channel, Response, Timing
 from hil.at.framer import Line
@@ -274,3 +274,20 @@ def test_link_waits_scale_on_hardware() -> None:
                  link_wait_scale=HARDWARE_LINK_WAIT_SCALE)
     assert dev.link_wait(10) == 10 * HARDWARE_LINK_WAIT_SCALE
     assert Device(at=None, channel=None, kind="simulator").link_wait(10) == 10  # type: ignore[arg-type]
+
+
+def test_environment_shows_the_adapter_link_and_apn() -> None:
+    class Config:
+        stash = pytest.Stash()
+        rootpath = ROOT
+
+    config = Config()
+    config.stash[ADAPTER] = "1 ms (ttyUSB0, set from 16 ms)"
+    rig = rig_from_dict({**_hardware(apn="internet"), "broker": {"bind": "0.0.0.0",
+                                                                 "dut_host": "192.0.2.10"}})
+    dev = Device(at=None, channel=None, kind="hardware")  # type: ignore[arg-type]
+    env = environment(config, rig, dev)  # type: ignore[arg-type]
+    assert env["USB latency timer"] == "1 ms (ttyUSB0, set from 16 ms)"
+    assert (env["APN"], env["Link wait scale"], env["Rig"]) == ("internet", "3", "bench")
+    assert env["Broker"] == "listens on 0.0.0.0, dialled as 192.0.2.10"
+    assert "Simulator profile" not in env
