@@ -493,7 +493,8 @@ def with_port(rig: Rig, port: str) -> Rig:
 
     A hardware rig keeps its name, power and settings: the same bench, its module on another
     port. A simulator rig becomes a rig of its own, "module on <port>", with no power
-    control and hardware defaults, so that no report calls a real module "simulator".
+    control, no labels and the default budgets (the simulator rig's fit the simulator), so
+    that no report calls a real module "simulator".
     """
     dut = rig.dut
     if dut.kind == "hardware":
@@ -502,7 +503,7 @@ def with_port(rig: Rig, port: str) -> Rig:
                        boot_timeout_s=dut.boot_timeout_s, ready_timeout_s=dut.ready_timeout_s,
                        link_wait_scale=HARDWARE_LINK_WAIT_SCALE)
     return dataclasses.replace(rig, name=f"module on {port}", description="", dut=module,
-                               power=PowerConfig("none"), source=None, labels={})
+                               power=PowerConfig("none"), source=None, labels={}, budgets={})
 
 
 def rig_warnings(rig: Rig) -> list[str]:

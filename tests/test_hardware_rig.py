@@ -69,8 +69,8 @@ def test_port_renames_a_simulator_rig_and_keeps_a_bench() -> None:
     sim = load_rig(ROOT / "rigs" / "simulator.toml")
     moved = with_port(sim, "/dev/ttyUSB3")
     assert moved.name == "module on /dev/ttyUSB3" and "simulator" not in moved.name
-    assert (moved.dut.kind, moved.power.backend, moved.source, moved.labels) == (
-        "hardware", "none", None, {})
+    assert (moved.dut.kind, moved.power.backend, moved.source, moved.labels, moved.budgets) == (
+        "hardware", "none", None, {}, {})
     assert moved.dut.link_wait_scale == HARDWARE_LINK_WAIT_SCALE
     bench = load_rig(ROOT / "rigs" / "usb-dtr.example.toml")
     other = with_port(bench, "/dev/ttyUSB3")
