@@ -3,6 +3,7 @@ latency timer, the APN and which responses are held to budgets."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -30,6 +31,8 @@ from hil.rig import (
 from hil.usbserial import LatencyTimerError, read_timer, set_timer, timer_file
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ["pytester"]
 
 
 def _hardware(**dut: object) -> dict:
@@ -291,3 +294,66 @@ def test_environment_shows_the_adapter_link_and_apn() -> None:
     assert (env["APN"], env["Link wait scale"], env["Rig"]) == ("internet", "3", "bench")
     assert env["Broker"] == "listens on 0.0.0.0, dialled as 192.0.2.10"
     assert "Simulator profile" not in env
+
+
+_BUDGET_CONFTEST = '''
+import pytest
+from hil.at.channel import Response, Timing
+from hil.at.framer import Line
+from hil.at.transcript import Transcript
+from hil.device import Device
+
+
+class FakeChannel:
+    baudrate = 115200
+    observer = None
+    transcript = Transcript()
+
+    def answer(self, command, total_ms, final=b"OK", result=None):
+        ns = int(total_ms * 1e6)
+        line = None if result is None else Line.of(result, ns)
+        r = Response(command, None, [], Line.of(final, ns), line, Timing(0, ns // 2, ns, ns))
+        self.observer(r)
+
+
+@pytest.fixture(scope="session")
+def device():
+    return Device(at=None, channel=FakeChannel(), kind="hardware")
+'''
+
+_BUDGET_TESTS = '''
+def test_slow_success(device):
+    device.channel.answer("AT+MIPSTART=127.0.0.1,1883", 9000, result=b"+MIPSTART: SUCCESS")
+
+
+def test_slow_failures(device):
+    device.channel.answer("AT+MIPSTART=nowhere.example,1883", 9000,
+                          result=b"+MIPSTART: FAILURE,5")
+    device.channel.answer("AT+MQTTSSL=1", 900, final=b"+CME ERROR: 4")
+
+
+def test_slow_boot_probes(device):
+    device.booting = True
+    try:
+        device.channel.answer("AT+CPIN?", 3000)
+    finally:
+        device.booting = False
+'''
+
+
+def test_only_the_success_path_is_held_to_budgets(pytester: pytest.Pytester,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]))
+    pytester.makeconftest(_BUDGET_CONFTEST)
+    pytester.makepyfile(test_paths=_BUDGET_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "fixtures.dut",
+        "-p", "fixtures.timing", f"--rig={ROOT / 'rigs' / 'simulator.toml'}",
+        f"--report-dir={pytester.path / 'run'}", "--budget-mode", "fail")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*FAILED*test_slow_success*"])
+    samples = json.loads((pytester.path / "run" / "timings.json").read_text())["samples"]
+    budget = {s["test"].split("::")[1] + " " + s["command"]: s["budget_ms"] for s in samples}
+    assert budget == {"test_slow_success MIPSTART": 5000, "test_slow_failures MIPSTART": None,
+                      "test_slow_failures MQTTSSL": None, "test_slow_boot_probes CPIN?": None}
