@@ -63,15 +63,37 @@ class Device:
     #: The decisions of clauses.md on open points bind this module (a deviation fails the
     #: test): the simulator's reference profile. Elsewhere they are only recorded.
     decisions_binding: bool = False
+    #: Access point name set by AT+CGDCONT once the module answers, before it attaches;
+    #: None: the module's own.
+    apn: str | None = None
+    #: Waits for what the network shows late (a drop noticed, a keep-alive ping) × this:
+    #: above 1 for a cellular link (`link_wait`).
+    link_wait_scale: float = 1.0
+    #: True while the module boots and gets ready: probes then are not held to budgets.
+    booting: bool = False
 
     def wait_ready(self, boot_timeout: float | None = None,
                    ready_timeout: float | None = None) -> None:
         """DEV-1: RDY or an answer to AT within the boot time; then SIM, registration, attach.
 
-        A port that vanished while the module boots (USB re-enumeration) is reopened.
+        A port that vanished while the module boots (USB re-enumeration) is reopened. With
+        an APN, AT+CGDCONT sets it as soon as the module answers, before it attaches.
         """
-        self._wait_answer(self.boot_timeout if boot_timeout is None else boot_timeout)
-        self._wait_registered(self.ready_timeout if ready_timeout is None else ready_timeout)
+        self.booting = True
+        try:
+            self._wait_answer(self.boot_timeout if boot_timeout is None else boot_timeout)
+            if self.apn is not None:
+                self._set_apn(self.apn)
+            self._wait_registered(self.ready_timeout if ready_timeout is None
+                                  else ready_timeout)
+        finally:
+            self.booting = False
+
+    def _set_apn(self, apn: str) -> None:
+        done = self.at.cgdcont(apn)
+        if not done.ok:
+            raise NotReady(f'AT+CGDCONT=1,"IP","{apn}" was refused: {done.response.summary()}'
+                           " (check [dut] apn)")
 
     def _wait_answer(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -167,6 +189,11 @@ class Device:
             self.reconnect(boot_timeout)
         self.wait_ready(boot_timeout)
         self.channel.drain_urcs()
+
+    def link_wait(self, seconds: float) -> float:
+        """How long to wait for a network event (a drop noticed, a ping seen) that takes
+        `seconds` over loopback, on this DUT's link."""
+        return seconds * self.link_wait_scale
 
     def device_seconds(self, seconds: float) -> float:
         """A documented device time, as it passes on this DUT."""

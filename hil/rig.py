@@ -8,6 +8,7 @@ file, the key and what to write instead, never a traceback from deep inside a te
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import tomllib
@@ -56,6 +57,18 @@ def _address(value: str) -> str | None:
     except ValueError:
         return "must be an IP address such as 127.0.0.1 or 0.0.0.0"
     return None
+
+
+def _apn(value: str) -> str | None:
+    if not value or len(value) > 99:
+        return "must be 1–99 characters: the access point name of the SIM's operator"
+    if not value.isascii() or not value.isprintable() or '"' in value:
+        return "must be printable ASCII without quotes (it goes inside AT+CGDCONT's quotes)"
+    return None
+
+
+def _latency_timer(value: int) -> str | None:
+    return None if 1 <= value <= 255 else "must be 1–255 ms (the USB-serial driver's range)"
 
 
 def _known_profile(value: str) -> str | None:
@@ -134,7 +147,19 @@ _DUT = {
                            check=_positive),
     "ready_timeout_s": _Key("number", 90, "seconds for SIM ready, registration and attach",
                             check=_positive),
+    "apn": _Key("str", None, "access point name set by AT+CGDCONT=1,\"IP\",<apn> before "
+                "attach (default: the module's own)", check=_apn),
+    "latency_timer_ms": _Key("int", None, "set the USB-serial adapter's latency timer to this "
+                             "(1: answers are not held back up to 16 ms)", check=_latency_timer),
+    "link_wait_scale": _Key("number", None, "waits for keep-alive and drop detection × this "
+                            "(default: 1 on the simulator, 3 on hardware: a cellular link)",
+                            check=_positive),
 }
+
+#: `link_wait_scale` on hardware when the rig does not say: a cellular link's round trips,
+#: radio wake-ups from idle and the operator's NAT make a drop or a ping take longer to show
+#: than on loopback.
+HARDWARE_LINK_WAIT_SCALE = 3.0
 
 _FIND = {
     "by_id": _Key("str", None, "a /dev/serial/by-id/… link of the AT port"),
@@ -197,6 +222,9 @@ class DutConfig:
     boot_timeout_s: float = 20.0
     ready_timeout_s: float = 90.0
     find: PortFind | None = None
+    apn: str | None = None
+    latency_timer_ms: int | None = None
+    link_wait_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -393,11 +421,20 @@ def _dut(check: _Checker, data: Mapping[str, Any]) -> DutConfig:
         for name in ("bugs",):
             if values[name]:
                 raise check.fail("[dut]", f"{name} applies to the simulator only; remove it")
+        if values["link_wait_scale"] is None:
+            values["link_wait_scale"] = HARDWARE_LINK_WAIT_SCALE
     elif values["port"]:
         raise check.fail("[dut]", "port is for kind = \"hardware\"; the simulator makes its "
                          "own pseudo-terminal: remove it")
     elif find is not None:
         raise check.fail("[dut.find]", "is for kind = \"hardware\": remove it")
+    else:
+        for name in ("apn", "latency_timer_ms"):
+            if values[name] is not None:
+                raise check.fail("[dut]", f"{name} is for kind = \"hardware\": the simulator "
+                                 "has no SIM nor USB adapter; remove it")
+    if values["link_wait_scale"] is None:
+        values["link_wait_scale"] = 1.0
     if values["time_scale"] is None:
         values["time_scale"] = 1.0
     finder = None
@@ -446,3 +483,42 @@ def _strings(check: _Checker, where: str, data: Mapping[str, Any]) -> dict[str, 
             raise check.fail(where, f"{name} = {value!r} must be a string, "
                              f"not {_type_name(value)}")
     return dict(data)
+
+
+# ---------------------------------------------------------------------------- overrides
+
+
+def with_port(rig: Rig, port: str) -> Rig:
+    """The rig with its module on `port` (the `--port` option).
+
+    A hardware rig keeps its name, power and settings: the same bench, its module on another
+    port. A simulator rig becomes a rig of its own, "module on <port>", with no power
+    control, no labels and the default budgets (the simulator rig's fit the simulator), so
+    that no report calls a real module "simulator".
+    """
+    dut = rig.dut
+    if dut.kind == "hardware":
+        return dataclasses.replace(rig, dut=dataclasses.replace(dut, port=port, find=None))
+    module = DutConfig(kind="hardware", port=port, baud=dut.baud,
+                       boot_timeout_s=dut.boot_timeout_s, ready_timeout_s=dut.ready_timeout_s,
+                       link_wait_scale=HARDWARE_LINK_WAIT_SCALE)
+    return dataclasses.replace(rig, name=f"module on {port}", description="", dut=module,
+                               power=PowerConfig("none"), source=None, labels={}, budgets={})
+
+
+def rig_warnings(rig: Rig) -> list[str]:
+    """What in a valid rig is probably a mistake, one line each (shown, not fatal)."""
+    found = []
+    broker = rig.broker
+    if rig.dut.kind == "hardware" and ipaddress.ip_address(broker.bind).is_loopback:
+        try:
+            dials_loopback = ipaddress.ip_address(broker.dut_host).is_loopback
+        except ValueError:  # a name: only "localhost" is known to be loopback
+            dials_loopback = broker.dut_host.lower() == "localhost"
+        if not dials_loopback:
+            found.append(
+                f"the broker listens on {broker.bind} only, but the module dials "
+                f"{broker.dut_host}: it cannot reach the broker unless a tunnel or port "
+                "forward on this PC leads there; set [broker] bind = \"0.0.0.0\" (or "
+                "--broker-bind 0.0.0.0)")
+    return found

@@ -10,7 +10,10 @@ Exit status: pytest's (0 only if every test passed), unless the report could not
 (REPORT_FAILED) or a secret leaked into reports/ (SECRET_LEAKED). With --baseline, the run is
 also compared with that baseline before the report is made (docs/acceptance.md): when pytest
 passed, the status is the comparison's (1 regressions, NO_COMPARISON when it could not be
-made: a status of its own, as pytest's 2 means interrupted).
+made: a status of its own, as pytest's 2 means interrupted). A module's port that cannot
+be opened or a broker port that is taken stops the run before it starts, in one line, with
+status 4 (pytest's for a usage error); so does pytest stopping before any test (a bad option):
+no report is made then.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from pathlib import Path
 
 from hil.acceptance import cli as acceptance
 from hil.masking import scan
-from hil.rig import RigError, load_rig
+from hil.preflight import broker_port_problem, port_problem
+from hil.rig import Rig, RigError, load_rig, rig_warnings, with_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLURE = Path("tools", "allure", "node_modules", ".bin", "allure")
@@ -37,6 +41,9 @@ DEFAULT_RIG = ROOT / "rigs" / "simulator.toml"
 REPORT_FAILED = 6
 SECRET_LEAKED = 7
 NO_COMPARISON = 8
+#: pytest's status when it stopped before any test (a bad option, a port that cannot be
+#: opened, a busy broker port): there is nothing to report.
+USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 GENERATE_TIMEOUT_S = 600
 
 
@@ -78,6 +85,31 @@ def new_run_dir(reports: Path) -> Path:
         folder = reports / f"{stamp}-{n}"
     folder.mkdir(parents=True)
     return folder
+
+
+def port_option(extra: list[str]) -> str | None:
+    """The `--port URL` (or `--port=URL`) among the arguments for pytest, the last one."""
+    port = None
+    for i, arg in enumerate(extra):
+        if arg == "--port" and i + 1 < len(extra):
+            port = extra[i + 1]
+        elif arg.startswith("--port="):
+            port = arg.removeprefix("--port=")
+    return port
+
+
+def preflight_problem(rig: Rig) -> str | None:
+    """What stops the run before it starts (the module's port, the broker's fixed ports),
+    in one line; pytest checks the same for a run without `hil run` (fixtures)."""
+    if rig.dut.kind == "hardware" and rig.dut.port:
+        problem = port_problem(rig.dut.port)
+        if problem:
+            return problem
+    for key, number in (("port", rig.broker.port), ("tls_port", rig.broker.tls_port)):
+        problem = broker_port_problem(rig.broker.bind, number, key)
+        if problem:
+            return problem
+    return None
 
 
 def _is_test_path(arg: str) -> bool:
@@ -260,12 +292,25 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"hil run: --baseline: {problem}", file=sys.stderr)
         return NO_COMPARISON
+    port = port_option(extra)
+    if port and port != rig.dut.port:
+        rig = with_port(rig, port)
+    problem = preflight_problem(rig)
+    if problem:
+        print(f"hil run: {problem}", file=sys.stderr)
+        return USAGE_ERROR
+    for warning in rig_warnings(rig):
+        print(f"hil run: warning: {warning}", file=sys.stderr)
     run = new_run_dir(reports)
     print(f"hil run: rig {rig.name!r}, results in {run}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hil-run-") as private:
         secrets_file = Path(private, "secrets.json")
         command = pytest_command(run, rig_path, secrets_file, extra)
         status = stream(command, run / "pytest.log", args.max_minutes * 60)
+        if status == USAGE_ERROR:  # stopped before any test: the line above says why
+            print(f"hil run: no test ran; no report made (pytest's output in "
+                  f"{run / 'pytest.log'})", file=sys.stderr)
+            return status
         outcome = status
         if args.baseline is not None:
             verdict = acceptance.gate(args.baseline, run, rig.acceptance)

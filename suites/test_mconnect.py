@@ -97,7 +97,7 @@ def test_broker_stopped(dut: Device, broker: Broker, names, characterize) -> Non
     bring_up(dut, broker.plain_port, names.client_id)
     broker.stop()
     try:
-        wait_connection_broken(at, timeout=DROP_REPORTED_S)
+        wait_connection_broken(at, timeout=dut.link_wait(DROP_REPORTED_S))
         expect_ceer(at, ResultType.CONNECTION_BROKEN)
         expect_status_after_drop(at, characterize, "the broker was stopped")
     finally:
@@ -112,7 +112,7 @@ def test_session_taken_over(dut: Device, broker: Broker, names, characterize) ->
     at = dut.at
     bring_up(dut, broker.plain_port, names.client_id)
     assert broker.kick(names.client_id), "the broker did not see the module connected"
-    wait_connection_broken(at, timeout=DROP_REPORTED_S)
+    wait_connection_broken(at, timeout=dut.link_wait(DROP_REPORTED_S))
     expect_ceer(at, ResultType.CONNECTION_BROKEN)
     expect_status_after_drop(at, characterize, "a session take-over")
 
@@ -131,7 +131,7 @@ def test_keepalive_expires(
     fault_injection.inject("stop_keepalive")
     mark = broker.log_mark()
     bring_up(dut, broker.plain_port, names.client_id, keepalive=1)
-    wait_connection_broken(at, timeout=1.5 * 1 + DROP_REPORTED_S)
+    wait_connection_broken(at, timeout=dut.link_wait(1.5 * 1 + DROP_REPORTED_S))
     assert re.search(rf"Client {re.escape(names.client_id)} has exceeded timeout",
                      broker.log_since(mark)), "the broker did not time the client out"
     expect_ceer(at, ResultType.CONNECTION_BROKEN)

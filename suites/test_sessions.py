@@ -42,7 +42,7 @@ def test_will_on_power_cut(dut: Device, broker: Broker, peer, peer_factory, name
     bring_up(dut, broker.plain_port, names.client_id, keepalive=SHORT_KEEPALIVE, will=will)
     try:
         power.off()
-        got = peer.expect(will_topic, timeout=DEAD_CLIENT_NOTICED_S)
+        got = peer.expect(will_topic, timeout=dut.link_wait(DEAD_CLIENT_NOTICED_S))
         assert (got.payload, got.qos) == (b"module gone", 1)
         later = peer_factory()
         later.subscribe(will_topic, qos=2)

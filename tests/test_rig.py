@@ -14,9 +14,10 @@ RIGS = Path(__file__).resolve().parent.parent / "rigs"
 EXAMPLES = sorted(RIGS.glob("*.toml"))
 
 
-def test_there_are_the_three_examples() -> None:
+def test_there_are_the_four_examples() -> None:
     names = {p.name for p in EXAMPLES}
-    assert {"simulator.toml", "usb-dtr.example.toml", "ser2net.example.toml"} <= names
+    assert {"simulator.toml", "usb-dtr.example.toml", "ser2net.example.toml",
+            "sim-tcp.example.toml"} <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -252,6 +252,12 @@ class L506:
             return self._value("AT+CGATT?", cmd.CGATT_READ, wait, attached)
         return self._value(f"AT+CGATT={_arg(state)}", cmd.CGATT_SET, wait, lambda r: None)
 
+    def cgdcont(self, apn: str, cid: int = 1, pdp_type: str = "IP",
+                timeout: float | None = None) -> CommandResult:
+        """Define PDP context `cid` with the operator's access point name (before attach)."""
+        return self._run(f'AT+CGDCONT={cid},"{pdp_type}","{apn}"', cmd.CGDCONT_SET,
+                         _or(timeout, self.timeouts.basic))
+
     def cfun(
         self, fun: int | None = None, rst: int | None = None, timeout: float | None = None
     ) -> ValueResult[int]:

@@ -27,6 +27,13 @@ for a bench with the broker on the rig's own network and the UART at 115200 baud
   radio, which LTE modules document in seconds.
 - 1000 ms for any other command (`*`).
 
+Not every response is held to its budget. A budget is what a healthy bench's success path
+should take; how long a failure takes is the network's business (a DNS lookup's retries, a
+TCP connection to an unreachable host timing out, a TLS handshake refused), so a response
+that reports a failure (ERROR, +CME ERROR, a `FAILURE` result) is timed but not checked
+(`failure_path`). Nor are the probes while the module boots and registers (`Device.booting`):
+a module answers slowly while it starts, and DEV-1 bounds that by the boot and ready times.
+
 A rig overrides any of these in its `[budgets]` table (command name → ms, names as the
 timing records print them: `MPUBEX`, `CGATT?`, `ATE`; `"*"` for every other command) and
 chooses `budget_mode = "fail" | "warn"`. See docs/timing.md.
@@ -39,7 +46,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from hil.l506.types import parse_result
+
 if TYPE_CHECKING:
+    from hil.at.channel import Response
     from hil.rig import Rig
 
 BudgetMode = Literal["fail", "warn"]
@@ -79,6 +89,18 @@ DEFAULT_BUDGETS_MS: Mapping[str, float] = MappingProxyType({
     "CFUN": 15000.0,
     OTHER: 1000.0,
 })
+
+
+def failure_path(response: Response) -> bool:
+    """The response reports a failure: a final ERROR/+CME ERROR or a `FAILURE` result."""
+    if response.error:
+        return True
+    if response.result is None:
+        return False
+    try:
+        return not parse_result(response.result).success
+    except ValueError:  # a result line of a shape the parser does not know: not a failure
+        return False
 
 
 class BudgetError(ValueError):

@@ -1,9 +1,16 @@
-"""`hil sim`: a simulated L506 on a pseudo-terminal (or TCP) until interrupted."""
+"""`hil sim`: a simulated L506 on a pseudo-terminal (or TCP) until interrupted.
+
+Its power can be switched from outside, as a bench's relay switches a module: SIGUSR1 cuts
+it (the port vanishes, sockets die, RAM is lost), SIGUSR2 restores it (a fresh boot behind
+the same link or TCP port). A rig's `command` power backend can thus drive it
+(`kill -USR1 <pid>`; `--pid-file` says the pid).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -76,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "simulator's lateness from the harness's stamping",
     )
     parser.add_argument(
+        "--pid-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the process id here, for power commands: `kill -USR1 $(cat FILE)` "
+        "switches the simulated module off, `kill -USR2 $(cat FILE)` on again",
+    )
+    parser.add_argument(
         "--bug",
         action="append",
         default=[],
@@ -108,16 +123,43 @@ def config_from(args: argparse.Namespace) -> tuple[Firmware, SimConfig]:
     return firmware, config
 
 
-async def _serve(host: SimHost) -> None:
+#: Signals that switch the simulated module's power, as a relay would.
+POWER_SIGNALS = {signal.SIGUSR1: "off", signal.SIGUSR2: "on"}
+
+
+async def _switch_power(host: SimHost, requests: asyncio.Queue[str]) -> None:
+    """Carry out power requests one at a time, in the order the signals came."""
+    while True:
+        state = await requests.get()
+        if state == "off":
+            await host.power_off()
+            print("hil sim: power off", file=sys.stderr, flush=True)
+        elif not host.powered:
+            url = await host.power_on()
+            print(f"hil sim: power on, {url}", file=sys.stderr, flush=True)
+
+
+async def _serve(host: SimHost, pid_file: Path | None = None) -> None:
     stop = asyncio.Event()
+    requests: asyncio.Queue[str] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    for sig, state in POWER_SIGNALS.items():
+        loop.add_signal_handler(sig, requests.put_nowait, state)
     url = await host.power_on()
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+    switch = loop.create_task(_switch_power(host, requests))
     label = "PTY" if host.config.transport == "pty" else "URL"
     print(f"{label} {url}", flush=True)
-    await stop.wait()
-    await host.power_off()
+    try:
+        await stop.wait()
+    finally:
+        switch.cancel()
+        await host.power_off()
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,5 +169,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"hil sim: {exc}", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(_serve(SimHost(firmware, config)))
+        runner.run(_serve(SimHost(firmware, config), args.pid_file))
     return 0
