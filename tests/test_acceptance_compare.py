@@ -64,7 +64,9 @@ def test_the_same_firmware_twice_is_acceptable() -> None:
     c = compare(snapshot(seed=0), snapshot("cand", seed=50, token="99aa88bb"), T)
     assert (c.outcomes, c.behaviours, c.problems, c.exit_code) == ((), (), [], 0)
     assert {s.verdict for s in c.latency} == {"unchanged"}
-    assert c.summary == "ACCEPTABLE: no change"
+    assert c.summary == ("ACCEPTABLE: no change; 3 tests compared, 2 of 2 commands' "
+                         "latency judged")
+    assert c.headline.startswith("Accepted: no test newly failing, no open point changed")
 
 
 def test_a_later_firmware_shows_exactly_its_differences() -> None:
@@ -78,8 +80,10 @@ def test_a_later_firmware_shows_exactly_its_differences() -> None:
     verdicts = {s.command: s.verdict for s in c.latency}
     assert verdicts == {"MCONNECT": "regression", "MQTTSTATU": "unchanged"}
     assert c.exit_code == 1
-    assert c.summary == ("NOT ACCEPTABLE: 2 open-point behaviour(s) changed, "
-                         "1 latency regression(s)")
+    assert c.summary.startswith("NOT ACCEPTABLE: 2 open-point behaviour(s) changed, "
+                                "1 latency regression(s); ")
+    assert c.headline.startswith("Not accepted: open points changed in GEN-2, MSUB-3; "
+                                 "slower: MCONNECT x1.49 (p50 12.22 -> 18.24 ms)")
 
 
 def test_outcome_changes_are_classified() -> None:
@@ -182,13 +186,15 @@ def test_the_allure_page_is_an_allure_result(tmp_path: Path) -> None:
     result = json.loads(result_file.read_text())
     assert result["name"] == "Firmware acceptance vs base"
     assert result["status"] == "failed" and result["stage"] == "finished"
-    assert result["statusDetails"]["message"].startswith("AssertionError: NOT ACCEPTABLE")
+    assert result["statusDetails"]["message"].startswith(
+        "AssertionError: Not accepted: open points changed in GEN-2")
     assert classify(result["statusDetails"]["message"]) == "Firmware defect"
+    assert result["descriptionHtml"].startswith("<p><b>Not accepted: open points changed")
     assert "<b>verdict</b>: NOT ACCEPTABLE" in result["descriptionHtml"]
     assert {"name": "suite", "value": "Firmware acceptance"} in result["labels"]
     sections = {step["name"].split(" (")[0].split(":")[0]: step for step in result["steps"]}
     assert [(s["status"], len(s.get("steps", []))) for s in sections.values()] == [
-        ("passed", 0), ("failed", 1), ("passed", 2), ("passed", 2)]
+        ("passed", 0), ("failed", 1), ("passed", 2), ("passed", 0), ("passed", 2)]
     [gen2] = sections["Open points"]["steps"]
     assert gen2["name"] == ("GEN-2 · test_result_urc_spelling · "
                             "+MCONFIG:SUCCESS,0 (deviates)")
