@@ -157,21 +157,31 @@ def _module(row: Mapping[str, Any], default: str) -> str:
     return str(label) if label else default
 
 
+def answer_key(sample: Mapping[str, Any]) -> str:
+    """What a sample's time is compared under: its command, and for a refusal the word
+    of it (`MCONNECT FAILURE`, `MSUB ERROR`): a refusal takes another path through the
+    firmware than a success, so the two are kept apart, like with like."""
+    result, final = str(sample.get("result") or ""), str(sample.get("final") or "")
+    if "FAILURE" in result:
+        return f"{sample['command']} FAILURE"
+    return f"{sample['command']} ERROR" if "ERROR" in final else str(sample["command"])
+
+
 def _latency(samples: Any, path: Path) -> tuple[dict[str, dict[str, list[float]]],
                                                  dict[str, dict[str, float]]]:
-    """command → test → response times, and command → test → the budget they were held to."""
+    """answer → test → response times, and answer → test → the budget they were held to
+    (answers: `answer_key`)."""
     latency: dict[str, dict[str, list[float]]] = {}
     budgets: dict[str, dict[str, float]] = {}
     for s in samples:
         _need(isinstance(s, dict) and isinstance(s.get("command"), str), path,
               f"malformed sample {s!r}")
         total, budget = s.get("total_ms"), s.get("budget_ms")
-        test = str(s.get("test", ""))
+        test, answer = str(s.get("test", "")), answer_key(s)
         if isinstance(total, int | float) and not isinstance(total, bool):
-            latency.setdefault(s["command"], {}).setdefault(test, []).append(
-                round(float(total), 3))
+            latency.setdefault(answer, {}).setdefault(test, []).append(round(float(total), 3))
         if isinstance(budget, int | float) and not isinstance(budget, bool):
-            held = budgets.setdefault(s["command"], {})
+            held = budgets.setdefault(answer, {})
             held[test] = max(held.get(test, 0.0), float(budget))
     return latency, budgets
 
