@@ -19,6 +19,7 @@ import pytest
 
 from hil import cli
 from hil.acceptance.baseline import load
+from hil.acceptance.cli import RUN_INCONCLUSIVE, gate
 from hil.acceptance.compare import ACCEPTABLE, INCONCLUSIVE, REGRESSIONS, Comparison, compare
 from hil.acceptance.stats import Thresholds, judge
 
@@ -126,6 +127,18 @@ def test_a_busy_pc_tail_is_no_regression_whatever_the_jitter(n: int) -> None:
         after = responses(n, CONNECT_MS, seed + 500, tail=0.2)
         shift = judge("MCONNECT", before, after, Thresholds())
         assert shift.verdict == "unchanged", (seed, shift.reason)
+
+
+def test_hil_run_says_inconclusive_with_a_status_of_its_own(tmp_path: Path) -> None:
+    """gate() is the comparison of `hil run --baseline`: 9, as pytest's 3 is its own."""
+    baseline, candidate = case(tmp_path, 3, "x10")
+    assert gate(baseline, candidate, Thresholds()) == RUN_INCONCLUSIVE == 9
+    assert (candidate / "compare.md").read_text().splitlines()[2].startswith(
+        "**Inconclusive: not settled: MCONNECT x")
+    [result] = [json.loads(p.read_text())
+                for p in (candidate / "allure-results").glob("*-result.json")]
+    assert result["status"] == "unknown"
+    assert result["descriptionHtml"].startswith("<p><b>Inconclusive: not settled: MCONNECT")
 
 
 def test_the_documented_table_is_what_the_code_decides(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from hil.acceptance.compare import (
     AllurePage,
     CannotCompare,
     Comparison,
+    Status,
     allure_page,
     allure_steps,
     compare,
@@ -142,9 +143,9 @@ def page_of(comparison: Comparison) -> AllurePage:
     code = comparison.exit_code
     detail = "".join(f"\n{p}" for p in (*comparison.problems, *comparison.unsettled))
     now_ms = int(time.time() * 1000)
-    status = {REGRESSIONS: "failed", INCONCLUSIVE: "unknown"}.get(code, "passed")
+    statuses: dict[int, Status] = {REGRESSIONS: "failed", INCONCLUSIVE: "unknown"}
     return allure_page(
-        comparison.baseline.label, status,  # type: ignore[arg-type]
+        comparison.baseline.label, statuses.get(code, "passed"),
         ("AssertionError: " if code == REGRESSIONS else "") + comparison.headline
         + f"\n{comparison.summary}" + detail,
         summary_html(comparison),
@@ -247,6 +248,8 @@ def describe(s: Snapshot) -> str:
         f"  latency       {samples} samples of {len(s.latency)} commands",
         "  throughput    " + (", ".join(sorted(s.throughput)) or "none"),
     ]
+    if s.modules:
+        lines.append(f"  modules       {len(s.modules)}: {', '.join(s.modules)}")
     return "\n".join(lines)
 
 

@@ -218,12 +218,11 @@ class Comparison:
         clauses = list(dict.fromkeys(b.clause for b in self.behaviours if b.gating))
         if clauses:
             reasons.append(f"open points changed in {_few(clauses)}")
-        slower = self._of("regression")
+        slower = sorted(self._of("regression"), key=lambda s: -(s.ratio or 0))
         if slower:
-            reasons.append("slower: " + _few([f"{s.command}{_factor(s)} (p50 "
-                                              f"{_ms(s.p50_before)} -> {_ms(s.p50_after)} ms)"
-                                              for s in sorted(slower, key=lambda s: -(s.ratio
-                                                              or 0))]))
+            reasons.append("slower: " + _few([
+                f"{s.command}{_factor(s)} (p50 {_ms(s.p50_before)} -> {_ms(s.p50_after)} ms)"
+                for s in slower]))
         broken = [b.command for b in self.budgets if b.gating]
         if broken:
             reasons.append(f"over budget where the baseline was not: {_few(broken)}")
