@@ -108,7 +108,9 @@ def test_several_runs_on_the_same_places_are_paired_by_place(tmp_path: Path, cap
     assert hil("baseline", "accept", runs["a", "bench-1"], runs["a", "bench-2"],
                "--into", baselines) == 0
     kept = next(baselines.rglob("baseline.json"))
-    assert set(json.loads(kept.read_text())["modules"]) == {"bench-1", "bench-2"}
+    document = json.loads(kept.read_text())
+    assert set(document["modules"]) == {"bench-1", "bench-2"}
+    assert document["accepted"]["source"] == f"{runs['a', 'bench-1']}, {runs['a', 'bench-2']}"
     assert hil("baseline", "show", kept) == 0
     assert "modules       2: bench-1, bench-2" in capsys.readouterr().out
     assert hil("compare", baselines, runs["b", "bench-1"], runs["b", "bench-2"]) == 0

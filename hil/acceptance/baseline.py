@@ -457,8 +457,9 @@ def accept(snapshot: Snapshot, into: Path, *, by: str, now: datetime, note: str 
     if target.exists() and not force:
         raise SnapshotError(f"{target} exists: firmware {snapshot.revision} already has a "
                             "baseline (--force replaces it)")
+    sources = snapshot.source.split(", ")  # a farm's runs: each of them
     accepted = {"by": by, "at": now.isoformat(timespec="microseconds"),
-                "source": str(Path(snapshot.source).resolve())}
+                "source": ", ".join(str(Path(one).resolve()) for one in sources)}
     if note:
         accepted["note"] = note
     write_baseline(target, document_of(snapshot, accepted))

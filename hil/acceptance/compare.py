@@ -558,7 +558,7 @@ _LATENCY_STATUS: dict[str, Status] = {"regression": "failed", "inconclusive": "u
 def _samples(s: LatencyShift) -> str:
     text = f"{s.n_before}/{s.n_after}"
     if s.verdict == "inconclusive":
-        return text + (f" (~{s.settle_with}/side)" if s.settle_with else " (more: no)")
+        return text + (f" (~{s.settle_with}/side)" if s.settle_with else " (overlapping)")
     return text + (" thin" if s.thin else "")
 
 
