@@ -127,6 +127,9 @@ def test_pooling_mixed_firmware_or_pairing_no_place_cannot_compare(tmp_path: Pat
     elsewhere = write_farm_run(tmp_path / "c", {"slot-7": (V32, 12.0), "slot-8": (V32, 12.0)})
     assert hil("compare", tmp_path / "a", elsewhere, "--pair", "place") == 2
     assert "no module in the same place in both runs" in capsys.readouterr().err
+    assert hil("baseline", "accept", tmp_path / "b", "--into", tmp_path / "kept") == 2
+    assert f"its modules run {V32}, {V33}: a baseline is one firmware's" in \
+        capsys.readouterr().err
 
 
 def hil(*args: str | Path) -> int:

@@ -450,6 +450,10 @@ def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
 def accept(snapshot: Snapshot, into: Path, *, by: str, now: datetime, note: str = "",
            force: bool = False) -> Path:
     """Keep a run's snapshot as the accepted baseline of its model; returns the file."""
+    revisions = sorted({m.revision for m in snapshot.by_module.values()})
+    if len(revisions) > 1:
+        raise SnapshotError(f"{snapshot.source}: its modules run {', '.join(revisions)}: a "
+                            "baseline is one firmware's")
     if "unknown" in (snapshot.model, snapshot.revision):
         raise SnapshotError(f"{snapshot.source}: the run does not say which firmware it "
                             "tested (no ATI/CGMR identity): nothing to accept")
