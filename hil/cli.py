@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     acceptance_cli.add_baseline_arguments(baseline)
     baseline.set_defaults(func=acceptance_cli.baseline_main)
     compare = sub.add_parser(
-        "compare", help="what changed from a baseline to a candidate run (exit 0/1/2)"
+        "compare", help="what changed from a baseline to a candidate run (exit 0/1/2/3)"
     )
     acceptance_cli.add_compare_arguments(compare)
     compare.set_defaults(func=acceptance_cli.compare_main)

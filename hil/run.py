@@ -9,8 +9,9 @@ reports/latest points at the new run; and every file of the run is checked for s
 Exit status: pytest's (0 only if every test passed), unless the report could not be made
 (REPORT_FAILED) or a secret leaked into reports/ (SECRET_LEAKED). With --baseline, the run is
 also compared with that baseline before the report is made (docs/acceptance.md): when pytest
-passed, the status is the comparison's (1 regressions, NO_COMPARISON when it could not be
-made: a status of its own, as pytest's 2 means interrupted). A module's port that cannot
+passed, the status is the comparison's (1 not acceptable, NO_COMPARISON when it could not be
+made: a status of its own, as pytest's 2 means interrupted; 9 inconclusive, from
+hil.acceptance.cli.gate, as pytest's 3 is an internal error). A module's port that cannot
 be opened or a broker port that is taken stops the run before it starts, in one line, with
 status 4 (pytest's for a usage error); so does pytest stopping before any test (a bad option):
 no report is made then.

@@ -140,7 +140,9 @@ def test_same_firmware_again_compares_clean(accepted: Path, tmp_path: Path, caps
     again = write_run(tmp_path / "runs" / "a2", seed=1)
     assert hil("compare", accepted, again) == 0
     out = capsys.readouterr().out
-    assert "verdict    ACCEPTABLE: no change (exit 0)" in out
+    assert out.startswith("Accepted: no test newly failing")
+    assert ("verdict    ACCEPTABLE: no change; 2 tests compared, 2 of 2 commands' latency "
+            "judged (exit 0)") in out
 
 
 def test_a_changed_firmware_fails_with_markdown_and_a_report_page(

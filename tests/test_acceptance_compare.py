@@ -64,7 +64,9 @@ def test_the_same_firmware_twice_is_acceptable() -> None:
     c = compare(snapshot(seed=0), snapshot("cand", seed=50, token="99aa88bb"), T)
     assert (c.outcomes, c.behaviours, c.problems, c.exit_code) == ((), (), [], 0)
     assert {s.verdict for s in c.latency} == {"unchanged"}
-    assert c.summary == "ACCEPTABLE: no change"
+    assert c.summary == ("ACCEPTABLE: no change; 3 tests compared, 2 of 2 commands' "
+                         "latency judged")
+    assert c.headline.startswith("Accepted: no test newly failing, no open point changed")
 
 
 def test_a_later_firmware_shows_exactly_its_differences() -> None:
@@ -78,8 +80,10 @@ def test_a_later_firmware_shows_exactly_its_differences() -> None:
     verdicts = {s.command: s.verdict for s in c.latency}
     assert verdicts == {"MCONNECT": "regression", "MQTTSTATU": "unchanged"}
     assert c.exit_code == 1
-    assert c.summary == ("NOT ACCEPTABLE: 2 open-point behaviour(s) changed, "
-                         "1 latency regression(s)")
+    assert c.summary.startswith("NOT ACCEPTABLE: 2 open-point behaviour(s) changed, "
+                                "1 latency regression(s); ")
+    assert c.headline.startswith("Not accepted: open points changed in GEN-2, MSUB-3; "
+                                 "slower: MCONNECT x1.49 (p50 12.22 -> 18.24 ms)")
 
 
 def test_outcome_changes_are_classified() -> None:
@@ -182,13 +186,15 @@ def test_the_allure_page_is_an_allure_result(tmp_path: Path) -> None:
     result = json.loads(result_file.read_text())
     assert result["name"] == "Firmware acceptance vs base"
     assert result["status"] == "failed" and result["stage"] == "finished"
-    assert result["statusDetails"]["message"].startswith("AssertionError: NOT ACCEPTABLE")
+    assert result["statusDetails"]["message"].startswith(
+        "AssertionError: Not accepted: open points changed in GEN-2")
     assert classify(result["statusDetails"]["message"]) == "Firmware defect"
+    assert result["descriptionHtml"].startswith("<p><b>Not accepted: open points changed")
     assert "<b>verdict</b>: NOT ACCEPTABLE" in result["descriptionHtml"]
     assert {"name": "suite", "value": "Firmware acceptance"} in result["labels"]
     sections = {step["name"].split(" (")[0].split(":")[0]: step for step in result["steps"]}
     assert [(s["status"], len(s.get("steps", []))) for s in sections.values()] == [
-        ("passed", 0), ("failed", 1), ("passed", 2), ("passed", 2)]
+        ("passed", 0), ("failed", 1), ("passed", 2), ("passed", 0), ("passed", 2)]
     [gen2] = sections["Open points"]["steps"]
     assert gen2["name"] == ("GEN-2 · test_result_urc_spelling · "
                             "+MCONFIG:SUCCESS,0 (deviates)")
@@ -204,3 +210,58 @@ def test_allure_page_status(status: str) -> None:
     page = allure_page("base", status, "why", "<p>why</p>", [], now_ms=1000)
     assert page.result.status == status and page.files == {}
     assert page.result.start == page.result.stop == 1000
+
+
+def test_budgets_broken_by_the_candidate_only_count_against_it() -> None:
+    """MCONNECT's budget is 15 ms in the candidate's run: the baseline's responses (about
+    12 ms) kept to it, the candidate's (about 18 ms) did not. MQTTSTATU's 5.1 ms budget was
+    broken by both: shown, not counted."""
+    held = {"MCONNECT": {FLOW: 15.0, STATUS: 15.0}, "MQTTSTATU": {STATUS: 5.1}}
+    later = snapshot("cand", seed=50, connect_ms=18.0, budgets=held)
+    c = compare(snapshot(), later, T)
+    rows = {b.command: (b.budget_ms, b.over_before, b.over_after, b.gating) for b in c.budgets}
+    assert rows["MCONNECT"] == ((15.0, 15.0), 0, 60, True)
+    assert rows["MQTTSTATU"][1] > 0 and rows["MQTTSTATU"][2] > 0
+    assert rows["MQTTSTATU"][3] is False
+    assert "MCONNECT over budget: 60/60 responses over 15 ms (baseline 0/60)" in c.problems
+    assert "1 command(s) newly over budget" in c.summary
+    assert "over budget where the baseline was not: MCONNECT" in c.headline
+    text = render_text(c)
+    assert "Budgets (responses over the candidate's budget, same tests)" in text
+    assert "also in baseline" in text
+
+
+def test_a_budget_only_the_baseline_broke_is_no_finding() -> None:
+    c = compare(snapshot(connect_ms=18.0), snapshot("cand", seed=50,
+                budgets={"MCONNECT": {FLOW: 15.0}}), T)
+    [b] = c.budgets
+    assert (b.over_before, b.over_after, b.gating) == (30, 0, False)
+    assert c.exit_code == 0
+
+
+def test_inconclusive_is_its_own_verdict_and_page_status(tmp_path: Path) -> None:
+    """Three connects a side, x3: too few to prove, too large to wave through."""
+    thin = {"MCONNECT": {FLOW: [12.1, 12.4, 12.2]}, "MQTTSTATU": {STATUS: samples(5.0, 2)}}
+    slow = {"MCONNECT": {FLOW: [36.0, 37.5, 36.2]}, "MQTTSTATU": {STATUS: samples(5.0, 3)}}
+    c = compare(snapshot(latency=thin), snapshot("cand", latency=slow), T)
+    assert (c.exit_code, c.verdict, c.problems) == (3, "INCONCLUSIVE", [])
+    assert c.summary == ("INCONCLUSIVE: 1 latency shift(s) not settled; 3 tests compared, "
+                         "1 of 2 commands' latency judged, 1 inconclusive")
+    assert c.headline == ("Inconclusive: not settled: MCONNECT x2.97 on 3/3 samples, ~5 a "
+                          "side would settle it.")
+    write_allure(tmp_path, page_of(c))
+    [result] = [json.loads(p.read_text()) for p in tmp_path.glob("*-result.json")]
+    assert result["status"] == "unknown"
+    assert result["statusDetails"]["message"].startswith("Inconclusive: not settled: MCONNECT")
+    assert "3/3 (~5/side)" in render_text(c)
+
+
+def test_a_command_only_one_run_timed_is_counted_as_not_judged() -> None:
+    extra = {**snapshot().latency, "MSUB": {FLOW: samples(9.0, 7)}}
+    c = compare(snapshot(), snapshot("cand", seed=50, latency=extra), T)
+    [msub] = [s for s in c.latency if s.command == "MSUB"]
+    assert (msub.verdict, msub.n_before, msub.n_after) == ("not judged", 0, 30)
+    assert c.exit_code == 0
+    assert c.summary.endswith("2 of 3 commands' latency judged, 1 not judged (timed in one run "
+                              "only)")
+    assert "not judged: MSUB" in c.headline

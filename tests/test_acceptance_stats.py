@@ -1,13 +1,15 @@
-"""Latency shifts: noise is not a regression, a real shift is, too little data is neither."""
+"""Latency shifts: noise is not a regression, a real shift is, a large shift that too few
+samples cannot prove is inconclusive."""
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
 import pytest
 
-from hil.acceptance.stats import Thresholds, judge
+from hil.acceptance.stats import Thresholds, judge, samples_to_settle
 from hil.rig import RigError, load_rig
 
 T = Thresholds()
@@ -42,11 +44,44 @@ def test_a_faster_firmware_is_an_improvement() -> None:
     assert shift.verdict == "improvement", shift.reason
 
 
-def test_few_samples_are_insufficient_not_a_regression() -> None:
+def test_a_large_shift_too_few_samples_can_prove_is_inconclusive() -> None:
+    """4 against 4 fully separated: the exact two-sided p is 2/70 > alpha; 5 a side can."""
     shift = judge("MUNSUB", bench(4, 10.0, 5), bench(4, 30.0, 6), T)
-    assert shift.verdict == "insufficient data"
-    assert shift.p_value is None and shift.p50_interval is None
-    assert "fewer than 10" in shift.reason
+    assert shift.verdict == "inconclusive" and shift.thin
+    assert shift.p_value == pytest.approx(2 / 70)
+    assert shift.settle_with == 5 and "about 5 samples a side would settle it" in shift.reason
+    assert shift.p50_interval is None  # no bootstrap on thin data
+
+
+def test_the_exact_distribution_proves_a_shift_on_thin_data() -> None:
+    """9 against 9, fully separated: p = 2/C(18, 9) ≈ 4·10⁻⁵ (the normal approximation
+    would say 3·10⁻⁴)."""
+    shift = judge("MCONNECT", bench(9, 4.8, 11), bench(9, 3000.0, 12), T)
+    assert shift.verdict == "regression" and shift.thin
+    assert shift.p_value == pytest.approx(2 / math.comb(18, 9))
+    assert "thin" in shift.reason
+
+
+def test_thin_but_unshifted_is_unchanged() -> None:
+    shift = judge("MUNSUB", [10.1, 10.4, 10.2], [10.3, 10.0, 10.2], T)
+    assert shift.verdict == "unchanged" and shift.thin and "too small" in shift.reason
+
+
+def test_a_faster_shift_not_proven_is_not_inconclusive() -> None:
+    shift = judge("MUNSUB", bench(3, 30.0, 5), bench(3, 10.0, 6), T)
+    assert shift.verdict == "unchanged" and "faster" in shift.reason
+
+
+def test_samples_to_settle() -> None:
+    assert samples_to_settle(1.0, 0.01) == 5  # 2 / C(10, 5) = 0.0079
+    assert samples_to_settle(0.0, 0.05) == 4  # 2 / C(8, 4) = 0.029
+    assert samples_to_settle(0.7, 0.01) > samples_to_settle(0.9, 0.01) > 5
+    assert samples_to_settle(0.5, 0.01) is None
+
+
+def test_a_command_timed_on_one_side_is_not_judged() -> None:
+    shift = judge("MSUB", [], bench(5, 10.0, 1), T)
+    assert shift.verdict == "not judged" and (shift.n_before, shift.n_after) == (0, 5)
 
 
 def test_significant_but_small_shift_is_unchanged() -> None:
@@ -55,7 +90,7 @@ def test_significant_but_small_shift_is_unchanged() -> None:
     after = [x + 0.3 for x in before]
     shift = judge("AT", before, after, T)
     assert shift.p_value is not None and shift.p_value < T.alpha
-    assert shift.verdict == "unchanged" and "small" in shift.reason
+    assert shift.verdict == "unchanged" and "too small" in shift.reason
 
 
 def test_ratio_threshold_protects_slow_commands() -> None:

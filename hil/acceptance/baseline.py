@@ -14,6 +14,12 @@ diff between two accepted firmwares reads well in any version control) holds:
 A run folder (reports/<UTC time>/) can be read the same way: both become a `Snapshot`, so a
 candidate run can be compared with a baseline or with another run. The format is documented
 in docs/acceptance.md.
+
+A farm: a run's records may name the module they were made on (a `module` field in each test
+row, timing sample and characterization record; `run.modules` in results.json maps each label
+to its identity). A record without one belongs to the run's module, labelled by `run.module`
+or else the rig's name: the place on the bench, the same from one run to the next. A Snapshot
+of several modules holds them pooled, and each module's own Snapshot in `modules`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +76,17 @@ class Snapshot:
     throughput: dict[str, dict[str, float]]
     accepted: dict[str, str] | None = None
     notes: tuple[str, ...] = field(default=())
+    #: command → test → the budget (ms) its responses were held to in this run
+    budgets: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the module's label (its place on the bench); "" for a pool of several
+    module: str = ""
+    #: a pool's modules by label, each its own Snapshot; empty for one module
+    modules: dict[str, Snapshot] = field(default_factory=dict)
+
+    @property
+    def by_module(self) -> dict[str, Snapshot]:
+        """Label → Snapshot of each module this one holds (itself, for one module)."""
+        return self.modules or {self.module: self}
 
     @property
     def model(self) -> str:
@@ -135,18 +152,38 @@ def _behaviours(records: Any, path: Path) -> dict[str, tuple[Behaviour, ...]]:
     return {c: tuple(rs) for c, rs in by_clause.items()}
 
 
-def _latency(document: Any, path: Path) -> dict[str, dict[str, list[float]]]:
-    samples = document.get("samples") if isinstance(document, dict) else None
-    _need(isinstance(samples, list), path, "has no list of samples: not a timings.json")
-    out: dict[str, dict[str, list[float]]] = {}
+def _module(row: Mapping[str, Any], default: str) -> str:
+    label = row.get("module")
+    return str(label) if label else default
+
+
+def answer_key(sample: Mapping[str, Any]) -> str:
+    """What a sample's time is compared under: its command, and for a refusal the word
+    of it (`MCONNECT FAILURE`, `MSUB ERROR`): a refusal takes another path through the
+    firmware than a success, so the two are kept apart, like with like."""
+    result, final = str(sample.get("result") or ""), str(sample.get("final") or "")
+    if "FAILURE" in result:
+        return f"{sample['command']} FAILURE"
+    return f"{sample['command']} ERROR" if "ERROR" in final else str(sample["command"])
+
+
+def _latency(samples: Any, path: Path) -> tuple[dict[str, dict[str, list[float]]],
+                                                 dict[str, dict[str, float]]]:
+    """answer → test → response times, and answer → test → the budget they were held to
+    (answers: `answer_key`)."""
+    latency: dict[str, dict[str, list[float]]] = {}
+    budgets: dict[str, dict[str, float]] = {}
     for s in samples:
         _need(isinstance(s, dict) and isinstance(s.get("command"), str), path,
               f"malformed sample {s!r}")
-        total = s.get("total_ms")
+        total, budget = s.get("total_ms"), s.get("budget_ms")
+        test, answer = str(s.get("test", "")), answer_key(s)
         if isinstance(total, int | float) and not isinstance(total, bool):
-            out.setdefault(s["command"], {}).setdefault(str(s.get("test", "")), []).append(
-                round(float(total), 3))
-    return out
+            latency.setdefault(answer, {}).setdefault(test, []).append(round(float(total), 3))
+        if isinstance(budget, int | float) and not isinstance(budget, bool):
+            held = budgets.setdefault(answer, {})
+            held[test] = max(held.get(test, 0.0), float(budget))
+    return latency, budgets
 
 
 #: Where a throughput.json keeps each figure, under the name a baseline keeps it by.
@@ -182,7 +219,8 @@ def throughput_figures(document: Any) -> dict[str, dict[str, float]]:
 
 
 def snapshot_of_run(folder: Path) -> Snapshot:
-    """A run folder as a Snapshot: results.json is required, the other records optional."""
+    """A run folder as a Snapshot: results.json is required, the other records optional.
+    Records of several modules give a pool of them (`Snapshot.modules`)."""
     results_path = folder / "results.json"
     _need(results_path.is_file(), folder, "not a run folder: it has no results.json")
     results = _read_json(results_path)
@@ -198,24 +236,110 @@ def snapshot_of_run(folder: Path) -> Snapshot:
     identity = dict(run.get("identity") or {})
     if not identity and isinstance(characterization, dict):
         identity = dict(characterization.get("device") or {})
-    firmware = _firmware(identity)
     if timings is None:
         notes.append(f"{folder.name}: no timings.json: no latency samples")
-    revision = firmware.get("revision") or firmware.get("CGMR") or "unknown firmware"
+    default = str(run.get("module") or run.get("rig") or "module")
+    rows = results.get("tests")
+    _need(isinstance(rows, list), results_path, "has no list of tests: not a results.json")
+    records = None if characterization is None else (
+        characterization.get("records") if isinstance(characterization, dict) else None)
+    _need(records is None or isinstance(records, list), folder / "characterization.json",
+          "records must be a list")
+    samples = None if timings is None else (
+        timings.get("samples") if isinstance(timings, dict) else None)
+    _need(timings is None or isinstance(samples, list), folder / "timings.json",
+          "has no list of samples: not a timings.json")
+    labels = {_module(r, default) for part in (rows, records or [], samples or [])
+              for r in part if isinstance(r, dict)} or {default}
+    described = run.get("modules") if isinstance(run.get("modules"), dict) else {}
+    parts = []
+    for label in sorted(labels):
+        own = described.get(label) if isinstance(described.get(label), dict) else {}
+        firmware = _firmware(dict(own.get("identity") or identity))
+        mine = [r for r in rows if not isinstance(r, dict) or _module(r, default) == label]
+        latency, budgets = _latency(
+            [r for r in samples or [] if not isinstance(r, dict)
+             or _module(r, default) == label], folder / "timings.json")
+        revision = firmware.get("revision") or firmware.get("CGMR") or "unknown firmware"
+        parts.append(Snapshot(
+            label=f"{revision} (run {folder.name})",
+            source=str(folder),
+            firmware=firmware,
+            run={k: run[k] for k in _RUN_KEYS if k in run},
+            tests=_tests({"tests": mine}, results_path),
+            characterization=_behaviours(
+                [r for r in records or [] if not isinstance(r, dict)
+                 or _module(r, default) == label], folder / "characterization.json"),
+            latency=latency,
+            throughput=throughput_figures(throughput) if len(labels) == 1 else {},
+            notes=tuple(notes),
+            budgets=budgets,
+            module=label,
+        ))
+    if len(parts) == 1:
+        return parts[0]
+    pooled = pool(parts, source=str(folder))
+    return replace(pooled, throughput=throughput_figures(throughput))
+
+
+_WORST_FIRST = ("error", "failed", "xpassed", "xfailed", "skipped", "passed")
+
+
+def _worst(a: str, b: str) -> str:
+    rank = {o: i for i, o in enumerate(_WORST_FIRST)}
+    return min(a, b, key=lambda o: rank.get(o, len(rank)))
+
+
+def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
+    """Several modules' snapshots as one: a test's outcome is its worst on any module, its
+    records and response times those of every module in turn; throughput figures the mean
+    over the modules that have them. Each module stays in `modules` by its label."""
+    modules: dict[str, Snapshot] = {}
+    for part in parts:
+        for label, one in part.by_module.items():
+            if label in modules:  # two runs on one place: tell them apart by their folder
+                label = f"{label} ({Path(one.source).name})"
+            modules[label] = replace(one, module=label)
+    tests: dict[str, tuple[str, tuple[str, ...]]] = {}
+    characterization: dict[str, list[Behaviour]] = {}
+    latency: dict[str, dict[str, list[float]]] = {}
+    budgets: dict[str, dict[str, float]] = {}
+    series: dict[str, dict[str, list[float]]] = {}
+    for one in modules.values():
+        for test, (outcome, clauses) in one.tests.items():
+            before = tests.get(test)
+            tests[test] = (outcome, clauses) if before is None else (
+                _worst(before[0], outcome), tuple(dict.fromkeys((*before[1], *clauses))))
+        for clause, records in one.characterization.items():
+            characterization.setdefault(clause, []).extend(records)
+        for command, by_test in one.latency.items():
+            for test, ms in by_test.items():
+                latency.setdefault(command, {}).setdefault(test, []).extend(ms)
+        for command, by_test in one.budgets.items():
+            for test, budget in by_test.items():
+                held = budgets.setdefault(command, {})
+                held[test] = max(held.get(test, 0.0), budget)
+        for name, figures in one.throughput.items():
+            for figure, value in figures.items():
+                series.setdefault(name, {}).setdefault(figure, []).append(value)
+    first = next(iter(modules.values()))
+    revisions = sorted({m.revision for m in modules.values()})
+    label = (f"{revisions[0]} on {len(modules)} modules" if len(revisions) == 1
+             else f"{len(modules)} modules of {len(revisions)} firmwares")
     return Snapshot(
-        label=f"{revision} (run {folder.name})",
-        source=str(folder),
-        firmware=firmware,
-        run={k: run[k] for k in _RUN_KEYS if k in run},
-        tests=_tests(results, results_path),
-        characterization=(
-            {} if characterization is None else _behaviours(
-                characterization.get("records") if isinstance(characterization, dict)
-                else None, folder / "characterization.json")
-        ),
-        latency={} if timings is None else _latency(timings, folder / "timings.json"),
-        throughput=throughput_figures(throughput),
-        notes=tuple(notes),
+        label=f"{label} ({', '.join(modules)})",
+        source=source,
+        firmware=first.firmware if len(revisions) == 1 else {"model": first.model},
+        run=first.run,
+        tests=tests,
+        characterization={c: tuple(rs) for c, rs in characterization.items()},
+        latency=latency,
+        throughput={name: {f: sum(v) / len(v) for f, v in figures.items()}
+                    for name, figures in series.items()},
+        accepted=first.accepted,
+        notes=tuple(dict.fromkeys(n for m in modules.values() for n in m.notes)),
+        budgets=budgets,
+        modules=modules,
     )
 
 
@@ -236,14 +360,10 @@ def normalize(text: str) -> str:
 
 
 
-def document_of(snapshot: Snapshot, accepted: Mapping[str, str]) -> dict[str, Any]:
-    """The baseline.json document for `snapshot`, accepted as `accepted` says."""
+def _body(snapshot: Snapshot) -> dict[str, Any]:
+    """What a baseline keeps of one module, or of a pool of them."""
     return {
-        "schema": SCHEMA,
-        "kind": KIND,
-        "accepted": dict(accepted),
         "firmware": snapshot.firmware,
-        "run": snapshot.run,
         "tests": {t: {"outcome": o, "clauses": list(c)} for t, (o, c) in snapshot.tests.items()},
         "characterization": {
             clause: [{"test": b.test, "sent": normalize(b.sent), "got": normalize(b.got),
@@ -257,15 +377,21 @@ def document_of(snapshot: Snapshot, accepted: Mapping[str, str]) -> dict[str, An
     }
 
 
-def snapshot_of_document(document: Any, path: Path) -> Snapshot:
-    """A baseline.json document as a Snapshot; SnapshotError when it is not one."""
-    _need(isinstance(document, dict) and document.get("kind") == KIND, path,
-          f"not a baseline (no \"kind\": \"{KIND}\")")
-    _need(document.get("schema") == SCHEMA, path,
-          f"baseline schema {document.get('schema')!r}; this harness reads schema {SCHEMA}")
-    for key, kind in (("accepted", dict), ("firmware", dict), ("run", dict), ("tests", dict),
-                      ("characterization", dict), ("latency", dict), ("throughput", dict)):
-        _need(isinstance(document.get(key), kind), path, f"baseline lacks its {key!r} table")
+def document_of(snapshot: Snapshot, accepted: Mapping[str, str]) -> dict[str, Any]:
+    """The baseline.json document for `snapshot`, accepted as `accepted` says; a pool of
+    modules keeps each module's own records under `modules` too."""
+    document = {"schema": SCHEMA, "kind": KIND, "accepted": dict(accepted),
+                "run": snapshot.run, **_body(snapshot)}
+    if snapshot.modules:
+        document["modules"] = {label: _body(one) for label, one in snapshot.modules.items()}
+    else:
+        document["module"] = snapshot.module
+    return document
+
+
+def _snapshot_of_body(document: Mapping[str, Any], path: Path, **fixed: Any) -> Snapshot:
+    for key in ("firmware", "tests", "characterization", "latency", "throughput"):
+        _need(isinstance(document.get(key), dict), path, f"baseline lacks its {key!r} table")
     tests = _tests({"tests": [{"nodeid": k, **v} if isinstance(v, dict) else v
                               for k, v in document["tests"].items()]}, path)
     records = [{"clause": clause, **r} if isinstance(r, dict) else r
@@ -279,21 +405,33 @@ def snapshot_of_document(document: Any, path: Path) -> Snapshot:
         latency[command] = {t: [float(x) for x in v] for t, v in by_test.items()}
     throughput = {s: {f: float(v) for f, v in figures.items()}
                   for s, figures in document["throughput"].items() if isinstance(figures, dict)}
+    return Snapshot(firmware={k: str(v) for k, v in document["firmware"].items()}, tests=tests,
+                    characterization=_behaviours(records, path), latency=latency,
+                    throughput=throughput, **fixed)
+
+
+def snapshot_of_document(document: Any, path: Path) -> Snapshot:
+    """A baseline.json document as a Snapshot; SnapshotError when it is not one."""
+    _need(isinstance(document, dict) and document.get("kind") == KIND, path,
+          f"not a baseline (no \"kind\": \"{KIND}\")")
+    _need(document.get("schema") == SCHEMA, path,
+          f"baseline schema {document.get('schema')!r}; this harness reads schema {SCHEMA}")
+    for key in ("accepted", "run"):
+        _need(isinstance(document.get(key), dict), path, f"baseline lacks its {key!r} table")
     accepted = {k: str(v) for k, v in document["accepted"].items()}
-    firmware = {k: str(v) for k, v in document["firmware"].items()}
+    firmware = document.get("firmware") if isinstance(document.get("firmware"), dict) else {}
     revision = firmware.get("revision") or firmware.get("CGMR") or "unknown firmware"
     when = accepted.get("at", "")[:10]
-    return Snapshot(
-        label=f"{revision} (baseline accepted {when})" if when else f"{revision} (baseline)",
-        source=str(path),
-        firmware=firmware,
-        run=dict(document["run"]),
-        tests=tests,
-        characterization=_behaviours(records, path),
-        latency=latency,
-        throughput=throughput,
-        accepted=accepted,
-    )
+    fixed = {"label": f"{revision} (baseline accepted {when})" if when
+             else f"{revision} (baseline)",
+             "source": str(path), "run": dict(document["run"]), "accepted": accepted}
+    modules = document.get("modules")
+    _need(modules is None or (isinstance(modules, dict) and all(
+        isinstance(m, dict) for m in modules.values())), path, "its modules are malformed")
+    return _snapshot_of_body(document, path, **fixed, module=str(document.get("module", "")),
+                             modules={label: _snapshot_of_body(m, path, **fixed,
+                                                               module=label)
+                                      for label, m in (modules or {}).items()})
 
 
 def _safe(name: str) -> str:
@@ -312,6 +450,10 @@ def write_baseline(path: Path, document: Mapping[str, Any]) -> None:
 def accept(snapshot: Snapshot, into: Path, *, by: str, now: datetime, note: str = "",
            force: bool = False) -> Path:
     """Keep a run's snapshot as the accepted baseline of its model; returns the file."""
+    revisions = sorted({m.revision for m in snapshot.by_module.values()})
+    if len(revisions) > 1:
+        raise SnapshotError(f"{snapshot.source}: its modules run {', '.join(revisions)}: a "
+                            "baseline is one firmware's")
     if "unknown" in (snapshot.model, snapshot.revision):
         raise SnapshotError(f"{snapshot.source}: the run does not say which firmware it "
                             "tested (no ATI/CGMR identity): nothing to accept")
@@ -319,8 +461,9 @@ def accept(snapshot: Snapshot, into: Path, *, by: str, now: datetime, note: str 
     if target.exists() and not force:
         raise SnapshotError(f"{target} exists: firmware {snapshot.revision} already has a "
                             "baseline (--force replaces it)")
+    sources = snapshot.source.split(", ")  # a farm's runs: each of them
     accepted = {"by": by, "at": now.isoformat(timespec="microseconds"),
-                "source": str(Path(snapshot.source).resolve())}
+                "source": ", ".join(str(Path(one).resolve()) for one in sources)}
     if note:
         accepted["note"] = note
     write_baseline(target, document_of(snapshot, accepted))

@@ -2,7 +2,9 @@
 
 Exit status of `hil compare` (and of the comparison in `hil run --baseline`): 0 the candidate
 is acceptable, 1 it has regressions or changed open points, 2 the two could not be compared
-(a missing or corrupt run or baseline, another model, a bad rig file).
+(a missing or corrupt run or baseline, another model, a bad rig file), 3 inconclusive: no
+regression found, but a large latency shift too few samples can settle (`hil run
+--baseline` says that with RUN_INCONCLUSIVE, as pytest's 3 means an internal error).
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ from hil.acceptance.baseline import (
     accepted_at,
     baselines_under,
     load,
+    pool,
     snapshot_of_run,
 )
 from hil.acceptance.compare import (
     CANNOT_COMPARE,
+    INCONCLUSIVE,
+    REGRESSIONS,
     AllurePage,
     CannotCompare,
     Comparison,
+    Status,
     allure_page,
     allure_steps,
     compare,
@@ -47,6 +53,8 @@ from hil.rig import RigError, load_rig
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BASELINES = ROOT / "baselines"
+#: `hil run --baseline`'s status for an inconclusive comparison (8 is "could not compare").
+RUN_INCONCLUSIVE = 9
 
 
 # ---------------------------------------------------------------------------- arguments
@@ -55,7 +63,9 @@ DEFAULT_BASELINES = ROOT / "baselines"
 def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="baseline_command", required=True, metavar="ACTION")
     keep = sub.add_parser("accept", help="keep a run as the accepted baseline of its model")
-    keep.add_argument("run", type=Path, help="the run folder (reports/<UTC time>/)")
+    keep.add_argument("run", type=Path, nargs="+",
+                      help="the run folder (reports/<UTC time>/); several: a farm's runs of "
+                      "one firmware, kept module by module")
     keep.add_argument("--into", type=Path, default=DEFAULT_BASELINES, metavar="DIR",
                       help="where baselines are kept (default: baselines/ of the project); "
                       "the file goes to DIR/<model>/<firmware revision>/baseline.json")
@@ -73,7 +83,13 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline", type=Path,
                         help="a baseline.json, its folder, a model's folder of baselines (the "
                         "latest accepted), or a run folder")
-    parser.add_argument("candidate", type=Path, help="the run folder of the new firmware")
+    parser.add_argument("candidate", type=Path, nargs="+",
+                        help="the run folder of the new firmware; several: a farm's runs, "
+                        "each module labelled by its place")
+    parser.add_argument("--pair", choices=("auto", "place", "pooled"), default="auto",
+                        help="match modules by their place on the bench, or pool each "
+                        "side's modules (same firmware); auto: by place when both sides "
+                        "hold the same places (default)")
     parser.add_argument("--rig", type=Path, default=None, metavar="FILE",
                         help="take the thresholds from this rig file's [acceptance] table "
                         "(default: the documented defaults)")
@@ -91,10 +107,18 @@ def thresholds_of(rig: Path | None) -> Thresholds:
     return Thresholds() if rig is None else load_rig(rig).acceptance
 
 
+def load_runs(paths: list[Path]) -> Snapshot:
+    """One run or baseline, or several runs pooled with their modules kept apart."""
+    if len(paths) == 1:
+        return load(paths[0])
+    return pool([snapshot_of_run(p) for p in paths], source=", ".join(map(str, paths)))
+
+
 def compare_main(args: argparse.Namespace) -> int:
     try:
         thresholds = thresholds_of(args.rig)
-        comparison = compare(load(args.baseline), load(args.candidate), thresholds)
+        comparison = compare(load(args.baseline), load_runs(args.candidate), thresholds,
+                             args.pair)
     except (SnapshotError, CannotCompare, RigError) as exc:
         print(f"hil compare: cannot compare: {exc}", file=sys.stderr)
         return CANNOT_COMPARE
@@ -112,15 +136,18 @@ def compare_main(args: argparse.Namespace) -> int:
 
 
 def page_of(comparison: Comparison) -> AllurePage:
-    """The Allure page for a comparison: the findings as steps, the tables attached. A
-    failure's message starts with AssertionError so hil.categories files it under
-    firmware defects, like a failed test."""
-    failed = bool(comparison.exit_code)
-    detail = "".join(f"\n{p}" for p in comparison.problems)
+    """The Allure page for a comparison: the one-sentence verdict first, the findings as
+    steps, the tables attached. A failure's message starts with AssertionError so
+    hil.categories files it under firmware defects, like a failed test; an inconclusive
+    one is "unknown", neither passed nor failed."""
+    code = comparison.exit_code
+    detail = "".join(f"\n{p}" for p in (*comparison.problems, *comparison.unsettled))
     now_ms = int(time.time() * 1000)
+    statuses: dict[int, Status] = {REGRESSIONS: "failed", INCONCLUSIVE: "unknown"}
     return allure_page(
-        comparison.baseline.label, "failed" if failed else "passed",
-        ("AssertionError: " if failed else "") + comparison.summary + detail,
+        comparison.baseline.label, statuses.get(code, "passed"),
+        ("AssertionError: " if code == REGRESSIONS else "") + comparison.headline
+        + f"\n{comparison.summary}" + detail,
         summary_html(comparison),
         [("compare.html", render_html(comparison), "text/html", "html"),
          ("compare.md", render_markdown(comparison), "text/markdown", "md"),
@@ -139,7 +166,7 @@ def write_allure(results: Path, page: AllurePage) -> None:
 def gate(baseline: Path, run: Path, thresholds: Thresholds) -> int:
     """`hil run --baseline`: compare the run with `baseline`; print the table; write
     compare.md into the run's folder and the acceptance page into its allure-results.
-    Returns the exit status of `hil compare`."""
+    Returns the exit status of `hil compare`, but RUN_INCONCLUSIVE for inconclusive."""
     try:
         comparison = compare(load(baseline), snapshot_of_run(run), thresholds)
     except (SnapshotError, CannotCompare) as exc:
@@ -155,7 +182,8 @@ def gate(baseline: Path, run: Path, thresholds: Thresholds) -> int:
     (run / "compare.md").write_text(render_markdown(comparison), encoding="utf-8")
     write_allure(run / "allure-results", page_of(comparison))
     print(f"hil run: comparison in {run / 'compare.md'} and in the report")
-    return comparison.exit_code
+    code = comparison.exit_code
+    return RUN_INCONCLUSIVE if code == INCONCLUSIVE else code
 
 
 def check_baseline(path: Path) -> str | None:
@@ -179,7 +207,7 @@ def _user() -> str:
 
 def _accept(args: argparse.Namespace) -> int:
     try:
-        run = snapshot_of_run(args.run)
+        run = load_runs(args.run) if len(args.run) > 1 else snapshot_of_run(args.run[0])
         target = accept(run, args.into, by=args.by or _user(), note=args.note,
                         force=args.force, now=datetime.now(UTC))
     except SnapshotError as exc:
@@ -187,7 +215,8 @@ def _accept(args: argparse.Namespace) -> int:
         return CANNOT_COMPARE
     outcomes = Counter(o for o, _ in run.tests.values())
     failing = outcomes["failed"] + outcomes["error"]
-    print(f"hil baseline: {run.model} firmware {run.revision} accepted from {args.run}")
+    print(f"hil baseline: {run.model} firmware {run.revision} accepted from "
+          f"{', '.join(map(str, args.run))}")
     print(f"hil baseline: kept in {target}")
     for note in run.notes:
         print(f"hil baseline: note: {note}")
@@ -219,6 +248,8 @@ def describe(s: Snapshot) -> str:
         f"  latency       {samples} samples of {len(s.latency)} commands",
         "  throughput    " + (", ".join(sorted(s.throughput)) or "none"),
     ]
+    if s.modules:
+        lines.append(f"  modules       {len(s.modules)}: {', '.join(s.modules)}")
     return "\n".join(lines)
 
 

@@ -1,20 +1,24 @@
-"""Latency shifts between two runs, judged so that bench noise does not reject a firmware.
+"""Latency shifts between two runs, judged so that bench noise does not reject a firmware
+and thin data does not accept one.
 
 A single sample says little: a USB-serial adapter, a busy PC or a scheduler hiccup moves one
 response by milliseconds. So each command's samples from the baseline and from the candidate
 are compared as two distributions:
 
 - Mann–Whitney U (two-sided): is one distribution shifted against the other? Rank-based,
-  so it needs no normal distribution and a few outliers cannot carry it.
-- the shift of the p50 and of the p95 (candidate − baseline) with a bootstrap percentile
-  interval, so the report says how large the shift is and how sure we are of it.
+  so it needs no normal distribution and a few outliers cannot carry it. Up to
+  `EXACT_UP_TO` samples a side the p-value comes from the exact distribution of U (9
+  against 9 fully separated gives p ≈ 4·10⁻⁵), beyond from the normal approximation.
+- the shift of the p50 (candidate − baseline) and its ratio: the size of the change.
 
-A shift is a regression only if it is significant (p < alpha) AND the p50 grew by at least
-`min_shift_ms` AND by at least the factor `min_shift_ratio`: with hundreds of samples even a
-0.1 ms drift is "significant", but not worth rejecting a firmware for. An improvement is the
-mirror image; it is reported, never failing. Fewer than `min_samples` on either side is
-"insufficient data", never a regression. The p95 is reported with its interval but does not
-gate: on a bench the tail is mostly the host's scheduling, not the firmware.
+The size thresholds come first: a p50 that moved by less than `min_shift_ms` or less than
+the factor `min_shift_ratio` is "unchanged" whatever the test says (hundreds of samples make
+a 0.1 ms drift significant). A large shift is a regression (or an improvement) when the test
+confirms it (p < alpha). A large upward shift the test cannot confirm is "inconclusive":
+never a pass; the row says how many samples a side would settle it. Fewer than
+`min_samples` on either side is thin data: judged the same way, but without bootstrap
+intervals, and counted apart in the verdict. The p95 is shown, with its interval, but does
+not gate: on a bench the tail is mostly the host's scheduling, not the firmware.
 
 numpy and scipy are imported when a comparison runs, not when the rig file is read.
 """
@@ -26,14 +30,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-Verdict = Literal["regression", "improvement", "unchanged", "insufficient data"]
+Verdict = Literal["regression", "inconclusive", "improvement", "unchanged", "not judged"]
 
 #: What each key of a rig file's [acceptance] table means (docs/acceptance.md).
 THRESHOLD_HELP: dict[str, str] = {
     "alpha": "significance level of the Mann–Whitney U test, 0 < alpha < 1",
     "min_shift_ms": "a latency regression moves the p50 by at least this many ms (>= 0)",
     "min_shift_ratio": "... and multiplies the p50 by at least this factor (>= 1)",
-    "min_samples": "fewer samples than this on either side: insufficient data (>= 3)",
+    "min_samples": "fewer samples than this on either side: thin data, shown apart (>= 3)",
     "confidence": "confidence of the bootstrap intervals, 0 < confidence < 1",
     "resamples": "bootstrap resamples (>= 100)",
     "throughput_drop": "a throughput figure worse by more than this fraction is a regression "
@@ -42,6 +46,12 @@ THRESHOLD_HELP: dict[str, str] = {
 
 _SEED = 506  # the bootstrap is seeded: the same two runs always give the same report
 
+#: Up to this many samples on each side, the exact distribution of U gives the p-value
+#: (about 20 ms at 100 against 100); beyond, the normal approximation is close and fast.
+EXACT_UP_TO = 100
+
+#: "More samples would settle it" is not said beyond this many samples a side.
+SETTLE_MAX = 10_000
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -105,7 +115,7 @@ class LatencyShift:
     p50_after: float | None
     p95_before: float | None
     p95_after: float | None
-    #: candidate − baseline, ms, with the bootstrap interval (None without enough data).
+    #: candidate − baseline, ms; the intervals are bootstrap ones (None on thin data).
     p50_shift: float | None
     p50_interval: tuple[float, float] | None
     p95_shift: float | None
@@ -113,6 +123,10 @@ class LatencyShift:
     p_value: float | None
     verdict: Verdict
     reason: str
+    #: Fewer than min_samples on a side.
+    thin: bool = False
+    #: Inconclusive: about how many samples a side would settle it (None: more would not).
+    settle_with: int | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -148,40 +162,80 @@ def _bootstrap(before: Sequence[float], after: Sequence[float], q: float,
     return float(lo), float(hi)
 
 
-def _mann_whitney(before: Sequence[float], after: Sequence[float]) -> float:
+def mann_whitney(before: Sequence[float], after: Sequence[float]) -> tuple[float, float]:
+    """Two-sided p-value and the share of (after, before) pairs where after is slower
+    (U / n·m, ties half): exact distribution of U for small samples (conservative with
+    ties), normal approximation with tie correction for large ones."""
     from scipy.stats import mannwhitneyu
 
-    p = float(mannwhitneyu(after, before, alternative="two-sided").pvalue)
-    return 1.0 if math.isnan(p) else p  # all values tied: no evidence of a shift
+    exact = max(len(before), len(after)) <= EXACT_UP_TO
+    result = mannwhitneyu(after, before, alternative="two-sided",
+                          method="exact" if exact else "asymptotic")
+    p = float(result.pvalue)
+    slower = float(result.statistic) / (len(before) * len(after))
+    return (1.0 if math.isnan(p) else p), slower  # all values tied: no evidence of a shift
+
+
+def samples_to_settle(slower: float, alpha: float) -> int | None:
+    """Samples a side with which the test would reach p < alpha if the two distributions
+    are as these samples show them (`slower`: U / n·m); None if no number up to
+    SETTLE_MAX would. The exact bound: n against n fully separated gives p = 2 / C(2n, n)."""
+    from scipy.stats import norm
+
+    effect = abs(slower - 0.5)
+    if effect == 0:
+        return None
+    z = norm.ppf(1 - alpha / 2)
+    for n in range(2, SETTLE_MAX + 1):
+        separable = 2 / math.comb(2 * n, n) < alpha
+        if separable and effect * n * math.sqrt(12 / (2 * n + 1)) >= z:
+            return n
+    return None
+
+
+def not_judged(command: str, n_before: int, n_after: int, reason: str) -> LatencyShift:
+    """A command timed in one run only (in the tests both ran): nothing to compare."""
+    return LatencyShift(command, n_before, n_after, None, None, None, None, None, None,
+                        None, None, None, "not judged", reason)
 
 
 def judge(command: str, before: Sequence[float], after: Sequence[float],
           t: Thresholds) -> LatencyShift:
     """The latency shift of one command from `before` (baseline) to `after` (candidate)."""
     n_b, n_a = len(before), len(after)
+    if not n_b or not n_a:
+        return not_judged(command, n_b, n_a, "timed in one run only")
     p50_b, p50_a = _percentile(before, 50), _percentile(after, 50)
     p95_b, p95_a = _percentile(before, 95), _percentile(after, 95)
-    if n_b < t.min_samples or n_a < t.min_samples:
-        return LatencyShift(command, n_b, n_a, p50_b, p50_a, p95_b, p95_a, None, None, None,
-                            None, None, "insufficient data",
-                            f"n = {n_b} / {n_a}, fewer than {t.min_samples}")
     assert p50_b is not None and p50_a is not None and p95_b is not None and p95_a is not None
-    p = _mann_whitney(before, after)
+    thin = n_b < t.min_samples or n_a < t.min_samples
+    p, slower = mann_whitney(before, after)
     shift = p50_a - p50_b
     grown = p50_a / p50_b if p50_b > 0 else math.inf
     shrunk = p50_b / p50_a if p50_a > 0 else math.inf
     large = abs(shift) >= t.min_shift_ms and max(grown, shrunk) >= t.min_shift_ratio
+    settle = None
     verdict: Verdict
-    if p >= t.alpha:
-        verdict, reason = "unchanged", f"not significant (p = {p:.2g} >= {t.alpha:g})"
-    elif not large:
+    if not large:
         verdict = "unchanged"
-        reason = (f"significant but small: {shift:+.2f} ms (x{grown:.2f}), under "
+        reason = (f"too small to matter: p50 {shift:+.2f} ms (x{grown:.2f}), under "
                   f"{t.min_shift_ms:g} ms or x{t.min_shift_ratio:g}")
-    elif shift > 0:
-        verdict, reason = "regression", f"p50 {shift:+.2f} ms (x{grown:.2f}), p = {p:.2g}"
+    elif p < t.alpha:
+        verdict = "regression" if shift > 0 else "improvement"
+        reason = f"p50 {shift:+.2f} ms (x{grown:.2f}), p = {p:.2g}"
+    elif shift < 0:
+        verdict = "unchanged"
+        reason = f"p50 {shift:+.2f} ms (x{grown:.2f}) faster, not significant (p = {p:.2g})"
     else:
-        verdict, reason = "improvement", f"p50 {shift:+.2f} ms (x{grown:.2f}), p = {p:.2g}"
-    return LatencyShift(command, n_b, n_a, p50_b, p50_a, p95_b, p95_a, shift,
-                        _bootstrap(before, after, 50, t), p95_a - p95_b,
-                        _bootstrap(before, after, 95, t), p, verdict, reason)
+        verdict = "inconclusive"
+        settle = samples_to_settle(slower, t.alpha)
+        reason = (f"p50 {shift:+.2f} ms (x{grown:.2f}) on {n_b}/{n_a} samples, not "
+                  f"significant (p = {p:.2g} >= {t.alpha:g}): "
+                  + (f"about {settle} samples a side would settle it" if settle else
+                     "the samples overlap too much for more of them to settle it"))
+    if thin and verdict != "inconclusive":
+        reason += f" (thin: fewer than {t.min_samples} samples)"
+    intervals = (None, None) if thin else (_bootstrap(before, after, 50, t),
+                                           _bootstrap(before, after, 95, t))
+    return LatencyShift(command, n_b, n_a, p50_b, p50_a, p95_b, p95_a, shift, intervals[0],
+                        p95_a - p95_b, intervals[1], p, verdict, reason, thin, settle)

@@ -877,7 +877,8 @@ class Firmware:
                     if self._manual_next is not None:
                         self.manual, self._manual_next = self._manual_next, None
                     self._record(0)
-                    out.append(self._lines(self._result("MCONNECT", True, 0)))
+                    late = 3.0 if self._bug("mconnect_result_late") else 0.0
+                    out.append(SerialOut(self._lines(self._result("MCONNECT", True, 0)).data, late))
                 case ConnectRefused():
                     out += self._mconnect_failed()
                 case Subscribed(packet_id=pid, granted_qos=granted):
