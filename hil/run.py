@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=Path, default=None, metavar="PATH",
                         help="compare the run with this accepted baseline (or run folder): "
                         "table, compare.md and a report page; see docs/acceptance.md")
+    parser.add_argument("--keep", type=_at_least_one, default=None, metavar="N",
+                        help="afterwards, delete all but the N newest run folders (the "
+                        "report's history and trends live on in the newest; default: keep all)")
     parser.set_defaults(pytest_args=[])  # every other argument goes to pytest
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of runs, 1 or more: {text!r}")
+    return n
 
 
 def allure_binary(root: Path = ROOT) -> Path:
@@ -78,6 +92,31 @@ def new_run_dir(reports: Path) -> Path:
         folder = reports / f"{stamp}-{n}"
     folder.mkdir(parents=True)
     return folder
+
+
+#: What new_run_dir names a run folder: only such folders are ever pruned.
+_RUN_NAME = re.compile(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ(?:-\d+)?")
+
+
+def _run_order(folder: Path) -> tuple[str, int]:
+    stamp, _, n = folder.name.partition("Z")
+    return stamp, int(n.lstrip("-") or 1)
+
+
+def prune_runs(reports: Path, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest run folders under `reports` (by their UTC names),
+    never the one reports/latest points at, nor anything not named like a run. Each new
+    report carries the history of the one before, so the trends survive. Returns the
+    deleted folders, oldest first."""
+    runs = sorted((p for p in reports.iterdir()
+                   if p.is_dir() and not p.is_symlink() and _RUN_NAME.fullmatch(p.name)),
+                  key=_run_order)
+    latest = reports / "latest"
+    current = latest.resolve() if latest.is_symlink() else None
+    doomed = [p for p in runs[:max(0, len(runs) - keep)] if p.resolve() != current]
+    for folder in doomed:
+        shutil.rmtree(folder)
+    return doomed
 
 
 def _is_test_path(arg: str) -> bool:
@@ -290,4 +329,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"hil run: report   {index}")
         print(f"hil run: view it  {allure} open {index.parent}")
     print(f"hil run: latest   {reports / 'latest'} -> {run.name}")
+    if args.keep is not None:
+        removed = prune_runs(reports, args.keep)
+        if removed:
+            print(f"hil run: --keep {args.keep}: deleted {len(removed)} older run folder(s), "
+                  f"{removed[0].name} to {removed[-1].name}")
     return outcome

@@ -181,7 +181,7 @@ def test_recorder_writes_the_run_files(tmp_path: Path) -> None:
     for s in _samples():
         recorder.add(s)
     written = recorder.write(tmp_path, {"rig": "x"}, baud=115200)
-    assert set(written) == {"timings.csv", "timings.json", "latency.png",
+    assert set(written) == {"timings.csv", "timings.json", "metrics.txt", "latency.png",
                             "mpubex_throughput.png"}
     assert json.loads((tmp_path / "timings.json").read_text())["baud"] == 115200
 

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hil.report import openmetrics
+
 if TYPE_CHECKING:
     from hil.at.channel import Response
     from hil.at.transcript import Transcript
@@ -327,6 +329,21 @@ def write_json(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any],
     return path
 
 
+def write_openmetrics(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any]) -> Path:
+    """The run's figures per command in the OpenMetrics text format (hil.report.openmetrics)."""
+    commands = {
+        command: openmetrics.CommandFigures(
+            stats=metrics,
+            responses=sum(1 for s in samples if s.command == command),
+            over_budget=sum(1 for s in samples if s.command == command and s.over_budget),
+        )
+        for command, metrics in aggregate(samples).items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(openmetrics.render(commands, meta))
+    return path
+
+
 # ---------------------------------------------------------------------------- plots
 
 
@@ -419,11 +436,13 @@ class TimingRecorder:
 
     def write(self, folder: Path, meta: Mapping[str, Any], *, baud: int,
               budget_of: BudgetOf | None = None) -> dict[str, Path]:
-        """timings.csv, timings.json and plots/*.png in `folder`; returns them by name."""
+        """timings.csv, timings.json, metrics.txt (OpenMetrics) and plots/*.png in `folder`;
+        returns them by name."""
         out = {
             "timings.csv": write_csv(folder / "timings.csv", self.samples, budget_of),
             "timings.json": write_json(folder / "timings.json", self.samples,
                                        {**meta, "baud": baud}, budget_of),
+            "metrics.txt": write_openmetrics(folder / "metrics.txt", self.samples, meta),
         }
         for name, made in (
             ("latency.png", plot_latency(self.samples, folder / "plots" / "latency.png",
