@@ -292,6 +292,7 @@ def report(run: Path, reports: Path, rig_name: str, allure: Path) -> Path:
     write_executor(results, run, rig_name, _build_order(previous))
     record = page.load_run(run)
     page.write_allure_result(record, results, int(time.time() * 1000))
+    write_atomic(run / "index.html", page.render_page(record))  # even if Allure fails
     generate_html(allure, results, run / "html")
     generate_html(allure, results, run / SINGLE_FILE, single_file=True)
     index = run / SINGLE_FILE / "index.html"

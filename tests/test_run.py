@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -112,3 +113,16 @@ def test_hil_version_names_the_package_and_the_commit() -> None:
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(rf"hil {re.escape(metadata.version('l506-hil'))}( \(\w+\))?\n",
                         done.stdout), done.stdout
+
+
+def test_failing_tests_are_found_in_the_single_file_report(tmp_path: Path) -> None:
+    def case(uid: str, labels: list[dict[str, str]]) -> str:
+        data = base64.b64encode(json.dumps({"uid": uid, "labels": labels}).encode()).decode()
+        return f"d('data/test-cases/{uid}.json','{data}'),"
+
+    index = tmp_path / "index.html"
+    index.write_text("<script>Promise.allSettled([" + case("a1", [
+        {"name": "suite", "value": "x"}, {"name": "nodeid", "value": "suites/t.py::test_x"}])
+        + case("b2", [{"name": "suite", "value": "gap"}])  # no nodeid: not a pytest test
+        + "d('data/suites.json','e30='),])</script>")
+    assert run.single_file_tests(index) == {"suites/t.py::test_x": "a1"}
