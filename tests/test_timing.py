@@ -19,6 +19,7 @@ from hil.report.timing import (
     aggregate,
     command_key,
     latency_group,
+    latency_groups,
     line_bytes,
     line_rate_fraction,
     line_seconds,
@@ -206,6 +207,9 @@ def test_latency_groups_split_mpubex_by_size_and_refusals_apart(tmp_path: Path) 
     failure = sample_from(_response("AT+MSUB=t,3", final=2 * MS, result=3 * MS,
                                     result_text=b"+MSUB: FAILURE,2"))
     assert refused(error) and refused(failure) and not refused(mpubex)
+    sizes = [dataclasses.replace(mpubex, data_bytes=n) for n in (1360, 100, 300, 10)]
+    assert list(latency_groups([*sizes, _samples()[0]])) == [
+        "AT", "MPUBEX 1-64 B", "MPUBEX 65-256 B", "MPUBEX 257-1024 B", "MPUBEX >1024 B"]
     drawn = plot_refused([*_samples(), error, failure], tmp_path / "refused.png")
     assert drawn is not None and drawn.read_bytes().startswith(PNG)
 

@@ -396,19 +396,21 @@ def plot_title(meta: Mapping[str, Any]) -> str:
                                        meta.get("generated", "")) if x)
 
 
-def _groups(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+def latency_groups(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    """Samples by latency group, in the order of commands, then of payload size."""
     out: dict[str, list[Sample]] = {}
     for s in samples:
         if s.total_ms is not None:
             out.setdefault(latency_group(s), []).append(s)
-    return {k: out[k] for k in sorted(out)}
+    return {k: out[k] for k in sorted(out, key=lambda g: (out[g][0].command,
+                                                          min(s.data_bytes for s in out[g])))}
 
 
 def _boxes(samples: Sequence[Sample], path: Path, what: str, meta: Mapping[str, Any],
            budget_of: BudgetOf | None, *, budgets_shown: bool = True) -> Path | None:
     """Box plot per group of sent → done (total) on a log scale, each response a dot, n per
     group, the budget as a red tick. None when there is nothing to draw."""
-    groups = _groups(samples)
+    groups = latency_groups(samples)
     if not groups:
         return None
     names = list(groups)
