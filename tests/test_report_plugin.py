@@ -50,6 +50,12 @@ def test_without_a_docstring():
 
 def test_no_clause():
     """Not tied to a clause."""
+
+
+@pytest.mark.spec("MSUB-4")
+@pytest.mark.spec("MSGGET-1")
+def test_two_clauses():
+    """Slots are announced and read back."""
 '''
 
 
@@ -69,7 +75,7 @@ def results(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> dict[
         "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "no:randomly",
         f"--rig={ROOT / 'rigs' / 'simulator.toml'}", f"--report-dir={pytester.path / 'run'}",
         f"--alluredir={out}")
-    run.assert_outcomes(passed=4, failed=1)
+    run.assert_outcomes(passed=5, failed=1)
     found = {}
     for path in out.glob("*-result.json"):
         data = json.loads(path.read_text())
@@ -95,6 +101,11 @@ def test_title_says_the_clause_and_what_is_checked(results: dict[str, dict]) -> 
         "GEN-6: A bad parameter is refused [2]")  # the first sentence
     assert results["test_without_a_docstring"]["name"] == "DEV-2: without a docstring"
     assert results["test_no_clause"]["name"] == "Not tied to a clause"
+    assert results["test_two_clauses"]["name"] == (  # in the order the source names them
+        "MSUB-4, MSGGET-1: Slots are announced and read back")
+    two = _labels(results["test_two_clauses"])
+    assert (sorted(two["feature"]), two["parentSuite"]) == (["AT+MQTTMSGGET", "AT+MSUB"],
+                                                            ["AT+MSUB"])
 
 
 def test_feature_is_the_command_story_the_clause_severity_its_kind(
