@@ -354,9 +354,11 @@ def allure_result(record: RunRecord, now_ms: int) -> tuple[dict[str, Any], dict[
         if name in record.plots:
             attach(f"plot: {caption}", record.plots[name], "image/png", "png")
     failures = record.failures
-    message = f"{len(failures)} test(s) failed:\n" + "\n".join(
-        f"{t['nodeid']}: {(t.get('message') or '').splitlines()[0] if t.get('message') else ''}"
-        for t in failures) if failures else f"all passed ({_totals(record)})"
+    if failures:
+        message = f"{len(failures)} test(s) failed:\n" + "\n".join(
+            f"{t['nodeid']}: {_first_line(t.get('message'))}" for t in failures)
+    else:
+        message = f"all passed ({_totals(record)})"
     result = {
         "uuid": str(uuid.uuid4()),
         "historyId": SUMMARY_HISTORY_ID,
@@ -379,6 +381,10 @@ def allure_result(record: RunRecord, now_ms: int) -> tuple[dict[str, Any], dict[
         "stop": now_ms,
     }
     return result, files
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").partition("\n")[0]
 
 
 def write_allure_result(record: RunRecord, results: Path, now_ms: int) -> None:
