@@ -8,5 +8,6 @@ pytest_plugins = [
     "fixtures.spec",
     "fixtures.characterize",
     "fixtures.capabilities",
+    "fixtures.report",  # before fixtures.timing, which imports it
     "fixtures.timing",
 ]

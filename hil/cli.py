@@ -11,6 +11,18 @@ from hil import run as run_cli
 from hil.acceptance import cli as acceptance_cli
 from hil.broker import cli as broker_cli
 from hil.sim import cli as sim_cli
+from hil.version import harness_version
+
+
+class _Version(argparse.Action):
+    """`--version`, asking git for the commit only when it is given."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{parser.prog} {harness_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hil",
         description="Hardware-in-the-loop test harness for the L506 MQTT AT command set.",
     )
+    parser.add_argument("--version", action=_Version, help="print the harness's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sim = sub.add_parser("sim", help="run a simulated L506 on a pty or TCP port")
     sim_cli.add_arguments(sim)
@@ -31,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         allow_abbrev=False,
         usage="hil run [--rig FILE] [--reports DIR] [--max-minutes N] [--baseline PATH] "
-        "[pytest args]",
+        "[--keep N] [pytest args]",
         help="the nightly run: suites, then reports/<UTC time>/ with the Allure HTML report",
     )
     run_cli.add_arguments(run)

@@ -20,20 +20,25 @@ no report is made then.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hil.acceptance import cli as acceptance
+from hil.files import write_atomic
 from hil.masking import scan
 from hil.preflight import broker_port_problem, port_problem
+from hil.report import page
 from hil.rig import Rig, RigError, load_rig, rig_warnings, with_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +51,8 @@ NO_COMPARISON = 8
 #: opened, a busy broker port): there is nothing to report.
 USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 GENERATE_TIMEOUT_S = 600
+#: The single-file build of the Allure report, beside the served one (html/).
+SINGLE_FILE = "html-file"
 
 
 class RunError(RuntimeError):
@@ -62,7 +69,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", type=Path, default=None, metavar="PATH",
                         help="compare the run with this accepted baseline (or run folder): "
                         "table, compare.md and a report page; see docs/acceptance.md")
+    parser.add_argument("--keep", type=_at_least_one, default=None, metavar="N",
+                        help="afterwards, delete all but the N newest run folders (the "
+                        "report's history and trends live on in the newest; default: keep all)")
     parser.set_defaults(pytest_args=[])  # every other argument goes to pytest
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of runs, 1 or more: {text!r}")
+    return n
 
 
 def allure_binary(root: Path = ROOT) -> Path:
@@ -111,6 +131,31 @@ def preflight_problem(rig: Rig) -> str | None:
         if problem:
             return problem
     return None
+
+
+#: What new_run_dir names a run folder: only such folders are ever pruned.
+_RUN_NAME = re.compile(r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ(?:-\d+)?")
+
+
+def _run_order(folder: Path) -> tuple[str, int]:
+    stamp, _, n = folder.name.partition("Z")
+    return stamp, int(n.lstrip("-") or 1)
+
+
+def prune_runs(reports: Path, keep: int) -> list[Path]:
+    """Delete all but the `keep` newest run folders under `reports` (by their UTC names),
+    never the one reports/latest points at, nor anything not named like a run. Each new
+    report carries the history of the one before, so the trends survive. Returns the
+    deleted folders, oldest first."""
+    runs = sorted((p for p in reports.iterdir()
+                   if p.is_dir() and not p.is_symlink() and _RUN_NAME.fullmatch(p.name)),
+                  key=_run_order)
+    latest = reports / "latest"
+    current = latest.resolve() if latest.is_symlink() else None
+    doomed = [p for p in runs[:max(0, len(runs) - keep)] if p.resolve() != current]
+    for folder in doomed:
+        shutil.rmtree(folder)
+    return doomed
 
 
 def _is_test_path(arg: str) -> bool:
@@ -228,17 +273,35 @@ def _build_order(previous: Path | None) -> int:
     return 1
 
 
-def generate_html(allure: Path, results: Path, html: Path) -> None:
+def generate_html(allure: Path, results: Path, html: Path, *, single_file: bool = False) -> None:
+    """`allure generate` into `html`; `single_file`: one index.html that opens from the file
+    system. Allure's web analytics are switched off (no script from the internet)."""
+    command = [str(allure), "generate", "--clean", *(["--single-file"] if single_file else []),
+               "-o", str(html), str(results)]
     try:
-        done = subprocess.run([str(allure), "generate", "--clean", "-o", str(html), str(results)],
-                              capture_output=True, text=True, timeout=GENERATE_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL, check=False)
+        done = subprocess.run(command, capture_output=True, text=True,
+                              timeout=GENERATE_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False,
+                              env=dict(os.environ, ALLURE_NO_ANALYTICS="true"))
     except subprocess.TimeoutExpired as exc:
         raise RunError(f"allure generate did not finish within {GENERATE_TIMEOUT_S} s") from exc
     if done.returncode != 0 or not (html / "index.html").is_file():
         tail = (done.stderr or done.stdout).strip().splitlines()[-10:]
         raise RunError(f"allure generate failed (status {done.returncode}): "
                        + " | ".join(tail))
+
+
+def single_file_tests(index: Path) -> dict[str, str]:
+    """Test nodeid → its uid in a single-file Allure report (from the `nodeid` label that
+    fixtures/report.py puts on each test; the data is embedded base64 in index.html)."""
+    found: dict[str, str] = {}
+    text = index.read_text(encoding="utf-8")
+    for m in re.finditer(r"d\('data/test-cases/([0-9a-f]+)\.json','([A-Za-z0-9+/=]*)'\)", text):
+        with contextlib.suppress(ValueError):
+            case = json.loads(base64.b64decode(m.group(2)))
+            for label in case.get("labels", []):
+                if label.get("name") == "nodeid":
+                    found[label["value"]] = m.group(1)
+    return found
 
 
 def point_latest(reports: Path, run: Path) -> None:
@@ -251,16 +314,28 @@ def point_latest(reports: Path, run: Path) -> None:
 
 
 def report(run: Path, reports: Path, rig_name: str, allure: Path) -> Path:
-    """Allure HTML for `run`, with the previous report's history; returns its index."""
+    """The run page and the Allure HTML for `run`, with the previous report's history:
+    `html/` to be served, `html-file/index.html` to open from the file system, and the run
+    page `index.html` linking both; returns the run page."""
     results = run / "allure-results"
     results.mkdir(exist_ok=True)
     previous = previous_report(reports, run)
     if previous is not None:
         shutil.copytree(previous / "html" / "history", results / "history", dirs_exist_ok=True)
     write_executor(results, run, rig_name, _build_order(previous))
-    html = run / "html"
-    generate_html(allure, results, html)
-    return html / "index.html"
+    record = page.load_run(run)
+    page.write_allure_result(record, results, int(time.time() * 1000))
+    write_atomic(run / "index.html", page.render_page(record))  # even if Allure fails
+    generate_html(allure, results, run / "html")
+    generate_html(allure, results, run / SINGLE_FILE, single_file=True)
+    index = run / SINGLE_FILE / "index.html"
+    links = {nodeid: f"{SINGLE_FILE}/index.html#testresult/{uid}"
+             for nodeid, uid in single_file_tests(index).items()}
+    write_atomic(run / "index.html", page.render_page(record, links, {
+        "Allure report (file)": f"{SINGLE_FILE}/index.html",
+        "Allure report (served)": "html/index.html",
+    }))
+    return run / "index.html"
 
 
 def check_secrets(run: Path, secrets_file: Path, rig_secrets: list[str]) -> list[str]:
@@ -333,7 +408,14 @@ def main(args: argparse.Namespace) -> int:
     print(f"hil run: pytest exit status {status}: {summary(run)}")
     print(f"hil run: results  {run}")
     if index is not None:
-        print(f"hil run: report   {index}")
-        print(f"hil run: view it  {allure} open {index.parent}")
+        print(f"hil run: run page {index}")
+        print(f"hil run: report   {run / 'html' / 'index.html'}")
+        print(f"hil run: as file  {run / SINGLE_FILE / 'index.html'}")
+        print(f"hil run: view it  {allure} open {run / 'html'}")
     print(f"hil run: latest   {reports / 'latest'} -> {run.name}")
+    if args.keep is not None:
+        removed = prune_runs(reports, args.keep)
+        if removed:
+            print(f"hil run: --keep {args.keep}: deleted {len(removed)} older run folder(s), "
+                  f"{removed[0].name} to {removed[-1].name}")
     return outcome

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import ssl
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -221,3 +225,31 @@ def test_clients_here_dial_loopback_for_a_wildcard_bind() -> None:
     assert Listener(PLAIN, 1883, "0.0.0.0").local_address == "127.0.0.1"
     assert Listener(PLAIN, 1883, "::").local_address == "::1"
     assert Listener(PLAIN, 1883, "127.0.0.2").local_address == "127.0.0.2"
+
+
+def test_hil_broker_serves_the_port_asked_for_and_leaves_no_keys_behind() -> None:
+    """`hil broker --port N` listens on N; Ctrl-C stops it and its temp folder (config, CA
+    and server keys, log) is gone."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "hil.cli", "broker", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line or "running" in line:
+                break
+            lines.append(line)
+        assert any(f"127.0.0.1:{port}" in line for line in lines), lines
+        log = next(line.split()[-1] for line in lines if line.startswith("log"))
+        folder = Path(log).parent
+        assert folder.is_dir()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert not folder.exists(), f"{folder} left behind"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -87,3 +91,38 @@ def test_secret_check_names_the_file_not_the_secret(tmp_path: Path) -> None:
 def test_missing_allure_says_to_run_setup(tmp_path: Path) -> None:
     with pytest.raises(run.RunError, match="run scripts/setup"):
         run.allure_binary(tmp_path)
+
+
+def test_keep_deletes_the_oldest_runs_but_never_latest_or_other_folders(tmp_path: Path) -> None:
+    names = ["2025-01-01T00-00-00Z", "2025-01-02T00-00-00Z", "2025-01-02T00-00-00Z-2",
+             "2025-01-02T00-00-00Z-10", "2025-01-03T00-00-00Z"]
+    for name in names:
+        (tmp_path / name / "html").mkdir(parents=True)
+    (tmp_path / "baselines").mkdir()  # not a run: never touched
+    run.point_latest(tmp_path, tmp_path / names[0])  # latest is whatever it points at
+    removed = run.prune_runs(tmp_path, keep=2)
+    assert [p.name for p in removed] == names[1:3]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([names[0], names[3], names[4], "baselines", "latest"])
+    assert run.prune_runs(tmp_path, keep=2) == []
+
+
+def test_hil_version_names_the_package_and_the_commit() -> None:
+    done = subprocess.run([sys.executable, "-m", "hil.cli", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(rf"hil {re.escape(metadata.version('l506-hil'))}( \(\w+\))?\n",
+                        done.stdout), done.stdout
+
+
+def test_failing_tests_are_found_in_the_single_file_report(tmp_path: Path) -> None:
+    def case(uid: str, labels: list[dict[str, str]]) -> str:
+        data = base64.b64encode(json.dumps({"uid": uid, "labels": labels}).encode()).decode()
+        return f"d('data/test-cases/{uid}.json','{data}'),"
+
+    index = tmp_path / "index.html"
+    index.write_text("<script>Promise.allSettled([" + case("a1", [
+        {"name": "suite", "value": "x"}, {"name": "nodeid", "value": "suites/t.py::test_x"}])
+        + case("b2", [{"name": "suite", "value": "gap"}])  # no nodeid: not a pytest test
+        + "d('data/suites.json','e30='),])</script>")
+    assert run.single_file_tests(index) == {"suites/t.py::test_x": "a1"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,16 +13,24 @@ from hil.at.channel import Response, Timing
 from hil.at.framer import Line
 from hil.at.transcript import Transcript
 from hil.report.timing import (
+    RunPoint,
     Sample,
     TimingRecorder,
     aggregate,
     command_key,
+    latency_group,
+    latency_groups,
     line_bytes,
     line_rate_fraction,
     line_seconds,
+    payload_bin,
     percentile,
     plot_latency,
     plot_mpubex_throughput,
+    plot_refused,
+    plot_trend,
+    refused,
+    run_history,
     sample_from,
     stats,
     timings_document,
@@ -165,25 +174,79 @@ def test_json_document_keeps_samples_and_over_budget() -> None:
     json.dumps(doc)  # serialisable as it is
 
 
+def _throughput(sample: Sample) -> Sample:
+    """The sample as the throughput suite would have taken it."""
+    return dataclasses.replace(sample, test="suites/test_throughput.py::test_mpubex[1]")
+
+
 def test_plots_are_pngs_and_none_without_data(tmp_path: Path) -> None:
     samples = _samples()
-    latency = plot_latency(samples, tmp_path / "plots" / "latency.png")
-    thru = plot_mpubex_throughput(samples, tmp_path / "plots" / "mpubex.png", 115200)
+    latency = plot_latency(samples, tmp_path / "plots" / "latency.png", meta={"rig": "r"})
     assert latency is not None and latency.read_bytes().startswith(PNG)
-    assert thru is not None and thru.read_bytes().startswith(PNG)
     assert plot_latency([], tmp_path / "none.png") is None
-    assert plot_mpubex_throughput(samples[:3], tmp_path / "none.png", 115200) is None
+    assert plot_refused(samples, tmp_path / "none.png") is None  # nothing was refused
     assert not (tmp_path / "none.png").exists()
+
+
+def test_throughput_is_drawn_only_from_the_throughput_suite(tmp_path: Path) -> None:
+    functional = _samples()  # its MPUBEX comes from another test: no throughput figure
+    assert plot_mpubex_throughput(functional, tmp_path / "none.png", 115200) is None
+    suite = [*functional[:-1], _throughput(functional[-1])]
+    thru = plot_mpubex_throughput(suite, tmp_path / "thru.png", 115200)
+    assert thru is not None and thru.read_bytes().startswith(PNG)
+
+
+def test_latency_groups_split_mpubex_by_size_and_refusals_apart(tmp_path: Path) -> None:
+    assert [payload_bin(n) for n in (1, 64, 65, 1024, 1360)] == [
+        "1-64 B", "1-64 B", "65-256 B", "257-1024 B", ">1024 B"]
+    mpubex = _samples()[-1]
+    assert latency_group(mpubex) == "MPUBEX >1024 B"
+    assert latency_group(dataclasses.replace(mpubex, data_bytes=10)) == "MPUBEX 1-64 B"
+    assert latency_group(_samples()[0]) == "AT"
+    error = sample_from(_response("AT+MQTTSSL=2", final=2 * MS, final_text=b"ERROR"))
+    failure = sample_from(_response("AT+MSUB=t,3", final=2 * MS, result=3 * MS,
+                                    result_text=b"+MSUB: FAILURE,2"))
+    assert refused(error) and refused(failure) and not refused(mpubex)
+    sizes = [dataclasses.replace(mpubex, data_bytes=n) for n in (1360, 100, 300, 10)]
+    assert list(latency_groups([*sizes, _samples()[0]])) == [
+        "AT", "MPUBEX 1-64 B", "MPUBEX 65-256 B", "MPUBEX 257-1024 B", "MPUBEX >1024 B"]
+    drawn = plot_refused([*_samples(), error, failure], tmp_path / "refused.png")
+    assert drawn is not None and drawn.read_bytes().startswith(PNG)
+
+
+def _timings_json(folder: Path, rig: str, p95: float) -> None:
+    folder.mkdir(parents=True)
+    (folder / "timings.json").write_text(json.dumps({"rig": rig, "commands": {
+        "AT": {"total": {"p95": p95}, "budget_ms": 50.0}}}))
+
+
+def test_trend_reads_earlier_runs_of_the_same_rig(tmp_path: Path) -> None:
+    _timings_json(tmp_path / "2025-01-01T02-00-00Z", "bench", 10.0)
+    _timings_json(tmp_path / "2025-01-02T02-00-00Z", "other rig", 99.0)
+    _timings_json(tmp_path / "2025-01-03T02-00-00Z", "bench", 12.0)
+    (tmp_path / "2025-01-04T02-00-00Z").mkdir()  # a run that timed nothing
+    current = tmp_path / "2025-01-05T02-00-00Z"
+    _timings_json(current, "bench", 14.0)
+    history = run_history(tmp_path, current, "bench")
+    assert [(p.run[:10], p.p95["AT"]) for p in history] == [
+        ("2025-01-01", 10.0), ("2025-01-03", 12.0)]
+    assert run_history(tmp_path, current, "bench", limit=2) == history[-1:]
+    now = RunPoint(current.name, {"AT": 14.0}, {"AT": 50.0})
+    drawn = plot_trend([*history, now], tmp_path / "trend.png", {"rig": "bench"})
+    assert drawn is not None and drawn.read_bytes().startswith(PNG)
+    assert plot_trend([now], tmp_path / "none.png") is None
 
 
 def test_recorder_writes_the_run_files(tmp_path: Path) -> None:
     recorder = TimingRecorder(start_ns=0)
     for s in _samples():
         recorder.add(s)
-    written = recorder.write(tmp_path, {"rig": "x"}, baud=115200)
-    assert set(written) == {"timings.csv", "timings.json", "latency.png",
-                            "mpubex_throughput.png"}
-    assert json.loads((tmp_path / "timings.json").read_text())["baud"] == 115200
+    run = tmp_path / "2025-01-02T02-00-00Z"
+    written = recorder.write(run, {"rig": "x"}, baud=115200)
+    assert set(written) == {"timings.csv", "timings.json", "metrics.txt", "latency.png"}
+    assert json.loads((run / "timings.json").read_text())["baud"] == 115200
+    again = recorder.write(tmp_path / "2025-01-03T02-00-00Z", {"rig": "x"}, baud=115200)
+    assert "trend.png" in again  # the second run has a history of one before it
 
 
 def test_line_bytes_and_rate() -> None:

@@ -20,6 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "with a random password)")
     parser.add_argument("--binary", default=None, help="mosquitto binary (default: found)")
     parser.add_argument("--ipv6", action="store_true", help="also listen on ::1")
+    parser.add_argument("--bind", default="127.0.0.1", metavar="ADDRESS",
+                        help="address the listeners bind (default %(default)s; a module on "
+                        "the bench's network needs the PC's address there)")
+    parser.add_argument("--port", type=int, default=0, metavar="N",
+                        help="the plain listener's port (default: a free one)")
+    parser.add_argument("--tls-port", type=int, default=0, metavar="N",
+                        help="the TLS listener's port (default: a free one)")
 
 
 def _users(specs: list[str]) -> dict[str, str]:
@@ -35,13 +42,23 @@ def _users(specs: list[str]) -> dict[str, str]:
 
 
 def run_broker(args: argparse.Namespace) -> int:
-    """Start a broker, print one line per listener, run until Ctrl-C; the exit status."""
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="hil-broker-"))
+    """Start a broker, print one line per listener, run until Ctrl-C; the exit status.
+
+    Without --folder, config, keys and log go to a temporary folder that is removed on exit:
+    a private key is never left behind in /tmp."""
+    if args.folder is not None:
+        return _serve(args, args.folder)
+    with tempfile.TemporaryDirectory(prefix="hil-broker-") as private:
+        return _serve(args, Path(private))
+
+
+def _serve(args: argparse.Namespace, folder: Path) -> int:
     ipv6 = args.ipv6 and ipv6_loopback_available()
     if args.ipv6 and not ipv6:
         print("broker: ::1 cannot be bound here; --ipv6 ignored", file=sys.stderr)
     try:
-        broker = Broker(folder, binary=args.binary, users=_users(args.user), ipv6=ipv6)
+        broker = Broker(folder, binary=args.binary, users=_users(args.user), ipv6=ipv6,
+                        bind=args.bind, plain_port=args.port, tls_port=args.tls_port)
         broker.start()
     except BrokerError as exc:
         print(f"broker: {exc}", file=sys.stderr)

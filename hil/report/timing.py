@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hil.report import openmetrics
+
 if TYPE_CHECKING:
     from hil.at.channel import Response
     from hil.at.transcript import Transcript
@@ -327,6 +329,21 @@ def write_json(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any],
     return path
 
 
+def write_openmetrics(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any]) -> Path:
+    """The run's figures per command in the OpenMetrics text format (hil.report.openmetrics)."""
+    commands = {
+        command: openmetrics.CommandFigures(
+            stats=metrics,
+            responses=sum(1 for s in samples if s.command == command),
+            over_budget=sum(1 for s in samples if s.command == command and s.over_budget),
+        )
+        for command, metrics in aggregate(samples).items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(openmetrics.render(commands, meta))
+    return path
+
+
 # ---------------------------------------------------------------------------- plots
 
 
@@ -340,45 +357,118 @@ def _figure(width: float, height: float):
     return fig
 
 
-def plot_latency(samples: Sequence[Sample], path: Path,
-                 budget_of: BudgetOf | None = None) -> Path | None:
-    """Box plot per command of sent → done (total) on a log scale, with each response as a
-    dot, n per command, and the budget as a red tick. None when there is nothing to draw."""
-    groups = aggregate(samples)
-    names = [c for c, m in groups.items() if "total_ms" in m]
-    if not names:
+#: Payload sizes MPUBEX latency is split by (upper bounds, bytes): the data crosses the
+#: serial line before the module answers, so a 1360-byte publish is slower by nature.
+PAYLOAD_BINS = (64, 256, 1024)
+#: The suite whose MPUBEX samples are throughput (back-to-back full-size publishes).
+THROUGHPUT_SUITE = "test_throughput.py"
+#: Runs shown in a trend plot, at most (the newest).
+TREND_RUNS = 30
+
+
+def refused(sample: Sample) -> bool:
+    """A command the module refused (ERROR, +CME ERROR, or a FAILURE result): mostly the
+    suites' deliberately invalid commands, whose times say nothing of a working command."""
+    final = sample.final or ""
+    return "ERROR" in final or "FAILURE" in (sample.result or "")
+
+
+def payload_bin(nbytes: int) -> str:
+    lower = 1
+    for upper in PAYLOAD_BINS:
+        if nbytes <= upper:
+            return f"{lower}-{upper} B"
+        lower = upper + 1
+    return f">{PAYLOAD_BINS[-1]} B"
+
+
+def latency_group(sample: Sample) -> str:
+    """What a sample is drawn under: its command, MPUBEX by payload size."""
+    if sample.command == "MPUBEX" and sample.data_bytes:
+        return f"MPUBEX {payload_bin(sample.data_bytes)}"
+    return sample.command
+
+
+def plot_title(meta: Mapping[str, Any]) -> str:
+    """`L506_V3.2_MQTT_B20171031 · rig simulator · 2025-01-31T02:00:00+00:00`."""
+    return " · ".join(str(x) for x in (meta.get("firmware", "firmware ?"),
+                                       f"rig {meta.get('rig', '?')}",
+                                       meta.get("generated", "")) if x)
+
+
+def latency_groups(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    """Samples by latency group, in the order of commands, then of payload size."""
+    out: dict[str, list[Sample]] = {}
+    for s in samples:
+        if s.total_ms is not None:
+            out.setdefault(latency_group(s), []).append(s)
+    return {k: out[k] for k in sorted(out, key=lambda g: (out[g][0].command,
+                                                          min(s.data_bytes for s in out[g])))}
+
+
+def _boxes(samples: Sequence[Sample], path: Path, what: str, meta: Mapping[str, Any],
+           budget_of: BudgetOf | None, *, budgets_shown: bool = True) -> Path | None:
+    """Box plot per group of sent → done (total) on a log scale, each response a dot, n per
+    group, the budget as a red tick. None when there is nothing to draw."""
+    groups = latency_groups(samples)
+    if not groups:
         return None
-    values = {c: [s.total_ms for s in samples if s.command == c and s.total_ms is not None]
-              for c in names}
-    budgets = _budget_table(samples, budget_of)
-    fig = _figure(10, max(2.5, 0.45 * len(names) + 1.5))
+    names = list(groups)
+    values = {g: [s.total_ms for s in groups[g]] for g in names}
+    budgets = _budget_table(samples, budget_of) if budgets_shown else {}
+    fig = _figure(10, max(2.8, 0.45 * len(names) + 1.8))
     ax = fig.add_subplot()
     positions = list(range(1, len(names) + 1))
-    ax.boxplot([values[c] for c in names], positions=positions, orientation="horizontal",
+    ax.boxplot([values[g] for g in names], positions=positions, orientation="horizontal",
                widths=0.6, showfliers=False, whis=(1, 99))
-    for y, c in zip(positions, names, strict=True):
-        xs = values[c]
+    for y, g in zip(positions, names, strict=True):
+        xs = values[g]
         jitter = [y + 0.18 * (((i * 7919) % 97) / 97 - 0.5) for i in range(len(xs))]
         ax.scatter(xs, jitter, s=6, alpha=0.35, color="tab:blue", linewidths=0)
-        if budgets.get(c):
-            ax.plot([budgets[c]] * 2, [y - 0.35, y + 0.35], color="tab:red", linewidth=2)
-    ax.set_yticks(positions, [f"{c} (n={len(values[c])})" for c in names])
+        budget = budgets.get(groups[g][0].command)
+        if budget:
+            ax.plot([budget] * 2, [y - 0.35, y + 0.35], color="tab:red", linewidth=2)
+    ax.set_yticks(positions, [f"{g} (n={len(values[g])})" for g in names])
     ax.invert_yaxis()  # first command at the top
     ax.set_xscale("log")
     ax.set_xlabel("ms from command sent to final code / result URC (log scale)")
-    ax.set_title("Response time per command (box: p50 and quartiles, whiskers p1-p99; "
-                 "red: budget)", fontsize=10)
+    ax.set_title(f"{what} (box: p50 and quartiles, whiskers p1-p99"
+                 + ("; red: budget)" if budgets_shown else ")"), fontsize=10)
+    fig.suptitle(plot_title(meta), fontsize=9)
     ax.grid(True, axis="x", which="both", alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
     return path
 
 
-def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int) -> Path | None:
-    """Each MPUBEX's payload bytes/s (its data over its sent → done time) over the run, by
-    QoS, against the serial line's own byte rate. None when the run had no MPUBEX data."""
-    points = [s for s in samples if s.command == "MPUBEX" and s.data_bytes and s.total_ms]
+def plot_latency(samples: Sequence[Sample], path: Path, budget_of: BudgetOf | None = None,
+                 meta: Mapping[str, Any] | None = None) -> Path | None:
+    """Response time per command of the commands the module took (refused ones apart),
+    MPUBEX split by payload size. None when there is nothing to draw."""
+    taken = [s for s in samples if not refused(s)]
+    return _boxes(taken, path, "Response time per command", meta or {}, budget_of)
+
+
+def plot_refused(samples: Sequence[Sample], path: Path,
+                 meta: Mapping[str, Any] | None = None) -> Path | None:
+    """Response time of the refused commands (ERROR / FAILURE), per command; no budgets:
+    they bound working commands."""
+    return _boxes([s for s in samples if refused(s)], path,
+                  "Refused commands (ERROR or FAILURE)", meta or {}, None, budgets_shown=False)
+
+
+def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int,
+                           meta: Mapping[str, Any] | None = None) -> Path | None:
+    """Each MPUBEX's payload bytes/s (its data over its sent → done time) in the throughput
+    suite, by QoS, against the serial line's own byte rate. None when the run did not run
+    that suite (a functional publish of 10 bytes is no throughput figure)."""
+    points = [s for s in samples if s.command == "MPUBEX" and s.data_bytes and s.total_ms
+              and f"{THROUGHPUT_SUITE}::" in s.test and not refused(s)]
     if not points:
         return None
     fig = _figure(10, 4.5)
@@ -394,14 +484,91 @@ def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int) -> 
     ax.set_ylim(bottom=0, top=line_rate * 1.15)
     ax.set_xlabel("s into the run")
     ax.set_ylabel("payload bytes/s per MPUBEX")
-    ax.set_title("MPUBEX throughput over the run (data length / time from command to "
-                 "+MPUBEX result)", fontsize=10)
+    sizes = sorted({s.data_bytes for s in points})
+    ax.set_title(f"MPUBEX throughput, {THROUGHPUT_SUITE} ({'/'.join(map(str, sizes))}-byte "
+                 "messages; data length / time from command to +MPUBEX result)", fontsize=10)
+    fig.suptitle(plot_title(meta or {}), fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------------- trends
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """One run in a trend: its name, and p95 of total and the budget per command."""
+
+    run: str
+    p95: dict[str, float]
+    budgets: dict[str, float | None]
+
+
+def run_point(run: str, document: Mapping[str, Any]) -> RunPoint:
+    """A RunPoint from a timings.json document."""
+    commands = document.get("commands", {})
+    return RunPoint(
+        run,
+        {c: per["total"]["p95"] for c, per in commands.items() if per.get("total")},
+        {c: per.get("budget_ms") for c, per in commands.items()},
+    )
+
+
+def run_history(reports: Path, current: Path, rig: str | None,
+                limit: int = TREND_RUNS) -> list[RunPoint]:
+    """The earlier runs under `reports` (folders beside `current` with a timings.json of the
+    same rig), oldest first, at most `limit - 1`: the current run comes after them."""
+    if not reports.is_dir():
+        return []
+    points = []
+    for folder in sorted(p for p in reports.iterdir()
+                         if p.is_dir() and not p.is_symlink() and p.name != current.name):
+        try:
+            document = json.loads((folder / "timings.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if rig is not None and document.get("rig") != rig:
+            continue
+        points.append(run_point(folder.name, document))
+    return points[-(limit - 1):] if limit > 1 else []
+
+
+def plot_trend(points: Sequence[RunPoint], path: Path,
+               meta: Mapping[str, Any] | None = None) -> Path | None:
+    """p95 per command over the runs, one small panel per command with its budget as a red
+    line, so a slow creep shows before a budget breaks. None with fewer than two runs."""
+    if len(points) < 2:
+        return None
+    commands = sorted({c for p in points for c in p.p95
+                       if sum(c in q.p95 for q in points) >= 2})
+    if not commands:
+        return None
+    cols = 4
+    rows = math.ceil(len(commands) / cols)
+    fig = _figure(12, 2.2 * rows + 1)
+    xs = list(range(len(points)))
+    for i, command in enumerate(commands):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ys = [p.p95.get(command, math.nan) for p in points]
+        ax.plot(xs, ys, marker="o", markersize=3)
+        top = max(y for y in ys if not math.isnan(y)) * 1.3 or 1.0
+        budget = points[-1].budgets.get(command)
+        name = command
+        if budget and budget <= top:
+            ax.axhline(budget, color="tab:red", linewidth=1)
+        elif budget and not math.isnan(ys[-1]):
+            name += f" (p95 at {100 * ys[-1] / budget:.0f}% of {budget:g} ms)"
+        ax.set_ylim(bottom=0, top=top)
+        ax.set_title(name, fontsize=8)
+        ax.set_xticks([xs[0], xs[-1]], [_short(points[0].run), _short(points[-1].run)],
+                      fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"p95 response time per command (ms) over {len(points)} runs; red: the "
+                 "budget when in range, else p95 as a share of it"
+                 f"\n{plot_title(meta or {})}", fontsize=10)
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------------------- a run's record
@@ -419,18 +586,38 @@ class TimingRecorder:
 
     def write(self, folder: Path, meta: Mapping[str, Any], *, baud: int,
               budget_of: BudgetOf | None = None) -> dict[str, Path]:
-        """timings.csv, timings.json and plots/*.png in `folder`; returns them by name."""
+        """timings.csv, timings.json, metrics.txt (OpenMetrics) and plots/*.png in `folder`;
+        returns them by name."""
         out = {
             "timings.csv": write_csv(folder / "timings.csv", self.samples, budget_of),
             "timings.json": write_json(folder / "timings.json", self.samples,
                                        {**meta, "baud": baud}, budget_of),
+            "metrics.txt": write_openmetrics(folder / "metrics.txt", self.samples, meta),
         }
+        meta = {**meta, "baud": baud}
+        points = [*run_history(folder.parent, folder, meta.get("rig")),
+                  RunPoint(folder.name, *_current(self.samples, budget_of))]
+        plots = folder / "plots"
         for name, made in (
-            ("latency.png", plot_latency(self.samples, folder / "plots" / "latency.png",
-                                         budget_of)),
-            ("mpubex_throughput.png", plot_mpubex_throughput(
-                self.samples, folder / "plots" / "mpubex_throughput.png", baud)),
+            ("latency.png", plot_latency(self.samples, plots / "latency.png", budget_of, meta)),
+            ("refused.png", plot_refused(self.samples, plots / "refused.png", meta)),
+            ("throughput.png", plot_mpubex_throughput(self.samples, plots / "throughput.png",
+                                                      baud, meta)),
+            ("trend.png", plot_trend(points, plots / "trend.png", meta)),
         ):
             if made is not None:
                 out[name] = made
         return out
+
+
+def _short(run: str) -> str:
+    """`2025-01-31T02-00-00Z` → `01-31 02:00`; other names as they are, cut."""
+    m = re.fullmatch(r"\d{4}-(\d\d-\d\d)T(\d\d)-(\d\d)-\d\dZ.*", run)
+    return f"{m.group(1)} {m.group(2)}:{m.group(3)}" if m else run[:12]
+
+
+def _current(samples: Sequence[Sample],
+             budget_of: BudgetOf | None) -> tuple[dict[str, float], dict[str, float | None]]:
+    """p95 of total and the budget per command of this run, for its trend point."""
+    p95 = {c: m["total_ms"].p95 for c, m in aggregate(samples).items() if "total_ms" in m}
+    return p95, _budget_table(samples, budget_of)
