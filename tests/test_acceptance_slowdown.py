@@ -3,7 +3,7 @@
 `hil run -k mconnect` on the simulator, once as it is and once with the firmware slowdown
 `mconnect_result_late` (+MCONNECT: SUCCESS 3 s after the CONNACK), the second with
 `--baseline` the first: a real subset run each, through the pty and mosquitto, with the
-report. Each run exercises MCONNECT 9 times (6 successes, 3 refusals), fewer than
+report. Each run exercises MCONNECT about ten times (successes and refusals), fewer than
 `min_samples`: the exact Mann–Whitney distribution must still reject the candidate, and
 say so first, MCONNECT named with its factor.
 """
@@ -41,11 +41,13 @@ def test_a_late_mconnect_result_is_not_accepted_and_named_with_its_factor(tmp_pa
                    "--sim-bug", "mconnect_result_late")
     out = slow.stdout
     assert slow.returncode == 1, out[-4000:] + slow.stderr[-2000:]
-    assert "8 passed" in out  # the suites pass: only the comparison can catch it
+    # the suites pass: only the comparison can catch it
+    summary = re.search(r"pytest exit status 0: (.*)", out)
+    assert summary and "passed" in summary.group(1) and "failed" not in summary.group(1), out
     [headline] = [line for line in out.splitlines() if line.startswith("Not accepted: ")]
     factor = re.search(r"MCONNECT x(\d+)", headline)
     assert factor and int(factor.group(1)) >= 100, headline  # 3 s over ~5-20 ms
-    assert re.search(r"MCONNECT +6/6 thin .* regression", out), out[-4000:]
+    assert re.search(r"MCONNECT +\d+/\d+ thin .* regression", out), out[-4000:]
 
     run = (tmp_path / "slow" / "latest").resolve()
     compare_md = (run / "compare.md").read_text()
