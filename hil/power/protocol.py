@@ -1,4 +1,4 @@
-"""The power protocol: `on`, `off`, `cycle`. The harness never knows what drives it."""
+"""The power protocol: `on`, `off`, `cycle`, `close`. The harness never knows what drives it."""
 
 from __future__ import annotations
 
@@ -18,3 +18,6 @@ class PowerProtocol(Protocol):
     def off(self) -> None: ...
 
     def cycle(self) -> None: ...
+
+    def close(self) -> None:
+        """Let go of what the backend holds (a port, a GPIO request); the switch stays as is."""

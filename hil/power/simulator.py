@@ -1,14 +1,42 @@
-"""Virtual power for the simulator: off makes the port vanish, on brings it back."""
+"""Virtual power for the simulator: off makes the port vanish, on brings it back.
+
+It needs only something with `power_on()` and `power_off()`: the simulator's host has both,
+and this package does not depend on it.
+"""
 
 from __future__ import annotations
 
-from hil.sim.host import Simulator
+from dataclasses import dataclass
+from typing import Protocol
+
+from hil.power.protocol import PowerError
+from hil.power.registry import register
+from hil.power.settings import Bench, PowerSettings
+
+
+class SimulatedSupply(Protocol):
+    """A simulated module's supply: `power_on` boots it (and may return its port)."""
+
+    def power_on(self) -> object: ...
+
+    def power_off(self) -> None: ...
+
+
+@register("simulator")
+@dataclass(frozen=True, kw_only=True)
+class SimulatorSettings(PowerSettings):
+    """Nothing to set: the simulated module is the bench's."""
+
+    def build(self, bench: Bench) -> SimulatorPower:
+        if bench.simulator is None:
+            raise PowerError("power backend 'simulator' needs a simulated module")
+        return SimulatorPower(bench.simulator)
 
 
 class SimulatorPower:
     """Power for a simulated L506: RAM state is lost, its port re-appears at the same path."""
 
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: SimulatedSupply) -> None:
         self._sim = simulator
 
     def on(self) -> None:
@@ -20,3 +48,6 @@ class SimulatorPower:
     def cycle(self) -> None:
         self.off()
         self.on()
+
+    def close(self) -> None:
+        """The simulator is closed by whoever made it."""
