@@ -38,7 +38,7 @@ _REQUIRED = object()
 class _Key:
     """One key of a table: its type, default (or required), and what a valid value is."""
 
-    kind: str  # str, int, number, bool, str-list, argv, int-or-str, str-map
+    kind: str  # str, int, number, bool, str-list, table
     default: Any = _REQUIRED
     help: str = ""
     choices: tuple[str, ...] = ()
@@ -198,8 +198,6 @@ _KIND_WORDS = {
     "number": "a number",
     "bool": "true or false",
     "str-list": "a list of strings",
-    "argv": "a command: a list of strings or one string",
-    "int-or-str": "an integer or a string",
     "table": "a table",
 }
 
@@ -220,12 +218,6 @@ def _fits(kind: str, value: Any) -> bool:
         return isinstance(value, bool)
     if kind == "str-list":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if kind == "argv":
-        return (isinstance(value, str) and bool(value.strip())) or (
-            isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
-        )
-    if kind == "int-or-str":
-        return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
     if kind == "table":
         return isinstance(value, dict)
     raise AssertionError(kind)
@@ -241,14 +233,14 @@ class _Checker:
         place = f" {where}" if where else ""
         return RigError(f"{self.source}:{place} {message}")
 
-    def table(self, where: str, data: Mapping[str, Any], keys: Mapping[str, _Key],
-              what: str = "") -> dict[str, Any]:
+    def table(self, where: str, data: Mapping[str, Any],
+              keys: Mapping[str, _Key]) -> dict[str, Any]:
         for name in data:
             if name not in keys:
                 near = difflib.get_close_matches(name, list(keys), n=1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 known = ", ".join(keys) or "none"
-                raise self.fail(where, f"unknown key {name!r}{what}{hint}; known keys: {known}")
+                raise self.fail(where, f"unknown key {name!r}{hint}; known keys: {known}")
         out: dict[str, Any] = {}
         for name, key in keys.items():
             if name not in data:
@@ -362,7 +354,7 @@ def _power(check: _Checker, data: Mapping[str, Any], dut: DutConfig) -> PowerCon
     backend = data.get("backend", default)
     rest = {k: v for k, v in data.items() if k != "backend"}
     try:
-        settings_class(backend)
+        settings_class(backend)  # an unknown backend is said before anything else
         if (backend == "simulator") != (dut.kind == "simulator"):
             if dut.kind == "simulator":
                 raise check.fail("[power]", f"backend = {backend!r}: a simulated module is "

@@ -513,7 +513,7 @@ def test_settings_are_checked_when_built_in_code_too() -> None:
     from hil.power.modemlines import ModemLineSettings
 
     with pytest.raises(SettingsError, match=r"^line = 'cts' must be one of 'dtr', 'rts'$"):
-        ModemLineSettings(line="cts")  # type: ignore[arg-type]
+        ModemLineSettings(line="cts")
     with pytest.raises(SettingsError, match=r"^pulse_ms = True must be a number, not a boolean"):
         ModemLineSettings(pulse_ms=True)
     with pytest.raises(SettingsError, match=r"^on = \[\] must be a command"):

@@ -9,10 +9,10 @@ builds the one a rig file names.
 from hil.power.command import CommandPower
 from hil.power.factory import PowerConfig, power_from_config
 from hil.power.modemlines import ModemLinePower
-from hil.power.protocol import PowerError, PowerProtocol
+from hil.power.protocol import PowerError, PowerProtocol, SimulatedSupply
 from hil.power.registry import backends, register
 from hil.power.settings import Bench, PowerSettings, SettingsError, setting
-from hil.power.simulator import SimulatedSupply, SimulatorPower
+from hil.power.simulator import SimulatorPower
 from hil.power.uhubctl import UhubctlPower
 
 __all__ = [

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hil.power.protocol import PowerProtocol
+from hil.power.protocol import PowerProtocol, SimulatedSupply
 from hil.power.registry import settings_from_table
 from hil.power.settings import Bench, PowerSettings
-from hil.power.simulator import SimulatedSupply
 
 
 @dataclass(frozen=True)

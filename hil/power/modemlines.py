@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import serial
 
@@ -61,7 +61,7 @@ class ModemLinePower(LineBackend):
                                 off_pulse_s=off_pulse_s, off_wait_s=off_wait_s, **extra)
 
     @classmethod
-    def open(cls, url: str, **options) -> ModemLinePower:
+    def open(cls, url: str, **options: Any) -> ModemLinePower:
         """Open the control port with the line already released (pwrkey) before it opens."""
         active = options.get("active", "asserted") == "asserted"
         line = options.get("line", "dtr")

@@ -31,8 +31,7 @@ def register(name: str) -> Callable[[T], T]:
         if name in BACKENDS and BACKENDS[name] is not cls:
             raise ValueError(f"power backend {name!r} is registered twice: "
                              f"{BACKENDS[name].__module__} and {cls.__module__}")
-        cls.fields()  # a field whose type has no rig-file form fails here, not in a rig
-        cls.backend = name
+        cls.keys()  # a field whose type has no rig-file form fails here, not in a rig
         BACKENDS[name] = cls
         return cls
 

@@ -16,9 +16,9 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from hil.power.protocol import PowerProtocol
+from hil.power.protocol import PowerProtocol, SimulatedSupply
 
 Check = Callable[[Any], str | None]  # returns what is wrong with a value, or None
 
@@ -64,8 +64,8 @@ def _type_name(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class Field:
-    """One setting as a rig file sees it."""
+class Key:
+    """One setting as a rig file sees it: a key of the [power] table."""
 
     name: str
     words: str  # what a valid value is, in words
@@ -73,12 +73,11 @@ class Field:
     choices: tuple[Any, ...]
     optional: bool  # None is allowed
     required: bool
-    default: Any
     help: str
     check: Check | None
 
     def problem(self, value: Any) -> str | None:
-        """What is wrong with `value` for this field, as the rest of a `name = value` line."""
+        """What is wrong with `value` for this key, as the rest of a `name = value` line."""
         if value is None and self.optional:
             return None
         if not self.fits(value):
@@ -89,7 +88,7 @@ class Field:
         return self.check(value) if self.check is not None else None
 
 
-def _field(name: str, hint: Any, spec: dataclasses.Field[Any]) -> Field:
+def _key(name: str, hint: Any, spec: dataclasses.Field[Any]) -> Key:
     args = typing.get_args(hint)
     optional = isinstance(hint, types.UnionType) and type(None) in args
     if optional:
@@ -102,10 +101,9 @@ def _field(name: str, hint: Any, spec: dataclasses.Field[Any]) -> Field:
     if hint not in _TYPES:
         raise TypeError(f"setting {name!r}: type {hint!r} has no rig-file form")
     words, fits = _TYPES[hint]
-    required = spec.default is dataclasses.MISSING
-    return Field(name, words, fits, choices, optional, required,
-                 None if required else spec.default, spec.metadata.get("help", ""),
-                 spec.metadata.get("check"))
+    return Key(name, words, fits, choices, optional,
+               required=spec.default is dataclasses.MISSING,
+               help=spec.metadata.get("help", ""), check=spec.metadata.get("check"))
 
 
 @dataclass(frozen=True)
@@ -113,7 +111,7 @@ class Bench:
     """What the bench offers a backend as it is built."""
 
     at_port: str | None = None  # the module's AT port, for a backend that switches a line of it
-    simulator: Any = None  # the simulated module (hil.power.simulator.SimulatedSupply)
+    simulator: SimulatedSupply | None = None  # the simulated module, for backend "simulator"
     secrets: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
@@ -122,39 +120,37 @@ S = TypeVar("S", bound="PowerSettings")
 
 @dataclass(frozen=True, kw_only=True)
 class PowerSettings:
-    """Base of every backend's settings; a backend with nothing to set uses it as it is."""
-
-    #: The backend's name in a rig file; set by `hil.power.registry.register`.
-    backend: ClassVar[str] = ""
+    """Base of every backend's settings: checks each field as it is built."""
 
     def __post_init__(self) -> None:
-        for f in self.fields().values():
-            value = getattr(self, f.name)
-            problem = f.problem(value)
+        for key in self.keys().values():
+            value = getattr(self, key.name)
+            problem = key.problem(value)
             if problem:
-                raise SettingsError(f"{f.name} = {value!r} {problem}")
+                raise SettingsError(f"{key.name} = {value!r} {problem}")
 
     def build(self, bench: Bench) -> PowerProtocol | None:
         """The backend these settings describe (None: the rig cannot switch power)."""
         raise NotImplementedError(f"{type(self).__name__} does not say how to build its backend")
 
     @classmethod
-    def fields(cls) -> dict[str, Field]:
+    def keys(cls) -> dict[str, Key]:
+        """The settings as [power] keys, in the order a rig file's reader sees them listed."""
         hints = typing.get_type_hints(cls)
-        return {f.name: _field(f.name, hints[f.name], f) for f in dataclasses.fields(cls)}
+        return {f.name: _key(f.name, hints[f.name], f) for f in dataclasses.fields(cls)}
 
     @classmethod
     def from_table(cls: type[S], table: Mapping[str, Any]) -> S:
         """Settings from a rig's [power] table (without `backend`): unknown, missing and
         malformed keys are each one SettingsError."""
-        fields = cls.fields()
+        keys = cls.keys()
         for name in table:
-            if name not in fields:
-                near = difflib.get_close_matches(name, list(fields), n=1)
+            if name not in keys:
+                near = difflib.get_close_matches(name, list(keys), n=1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
-                known = ", ".join(fields) or "none"
+                known = ", ".join(keys) or "none"
                 raise SettingsError(f"unknown key {name!r}{hint}; known keys: {known}")
-        for f in fields.values():
-            if f.required and f.name not in table:
-                raise SettingsError(f"{f.name} is required: {f.help or f.words}")
+        for key in keys.values():
+            if key.required and key.name not in table:
+                raise SettingsError(f"{key.name} is required: {key.help or key.words}")
         return cls(**table)

@@ -1,25 +1,16 @@
 """Virtual power for the simulator: off makes the port vanish, on brings it back.
 
-It needs only something with `power_on()` and `power_off()`: the simulator's host has both,
-and this package does not depend on it.
+It needs only a `SimulatedSupply` (`power_on()` and `power_off()`): the simulator's host has
+both, and this package does not depend on it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
-from hil.power.protocol import PowerError
+from hil.power.protocol import PowerError, SimulatedSupply
 from hil.power.registry import register
 from hil.power.settings import Bench, PowerSettings
-
-
-class SimulatedSupply(Protocol):
-    """A simulated module's supply: `power_on` boots it (and may return its port)."""
-
-    def power_on(self) -> object: ...
-
-    def power_off(self) -> None: ...
 
 
 @register("simulator")
