@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hil.acceptance.stats import Thresholds
+from hil.power.factory import PowerConfig
+from hil.power.registry import settings_class, settings_from_table
+from hil.power.settings import SettingsError
 from hil.sim.bugs import BUGS
 from hil.sim.profiles import PROFILES
 
@@ -36,7 +39,7 @@ _REQUIRED = object()
 class _Key:
     """One key of a table: its type, default (or required), and what a valid value is."""
 
-    kind: str  # str, int, number, bool, str-list, argv, int-or-str, str-map
+    kind: str  # str, int, number, bool, str-list, table
     default: Any = _REQUIRED
     help: str = ""
     choices: tuple[str, ...] = ()
@@ -79,60 +82,6 @@ def _known_bugs(values: list[str]) -> str | None:
     unknown = [v for v in values if v not in BUGS]
     return f"unknown firmware bug(s) {unknown} (see `hil mutants --list`)" if unknown else None
 
-
-_PULSE = {
-    "drive": _Key("str", "pwrkey", "pwrkey: pulses press the power key; supply: the level "
-                  "switches the supply", choices=("pwrkey", "supply")),
-    "pulse_ms": _Key("number", 500, "milliseconds the key is held to switch on", check=_positive),
-    "off_pulse_ms": _Key("number", 2500, "milliseconds the key is held to switch off",
-                         check=_positive),
-    "off_wait_ms": _Key("number", 2000, "milliseconds off before switching on again in a cycle",
-                        check=_positive),
-}
-
-#: The keys each power backend accepts besides `backend`.
-POWER_BACKENDS: dict[str, dict[str, _Key]] = {
-    "simulator": {},
-    "none": {},
-    "modemlines": {
-        "port": _Key("str", None, "pyserial URL of the control port (default: the AT port)"),
-        "line": _Key("str", "dtr", "the modem-control line wired to the key or switch",
-                     choices=("dtr", "rts")),
-        "active": _Key("str", "asserted", "line state that presses the key or switches on "
-                       "(asserted: pyserial's dtr/rts = True)", choices=("asserted", "deasserted")),
-        **_PULSE,
-    },
-    "gpio": {
-        "chip": _Key("str", "/dev/gpiochip0", "GPIO chip device"),
-        "line": _Key("int-or-str", _REQUIRED, "line offset (17) or line name (\"L506_PWRKEY\")"),
-        "active_low": _Key("bool", False, "the key or switch is active when the line is low"),
-        **_PULSE,
-    },
-    "uhubctl": {
-        "location": _Key("str", _REQUIRED, "hub location as `uhubctl` lists it, e.g. \"1-1\""),
-        "port": _Key("int", _REQUIRED, "port number on that hub", check=_positive),
-        "binary": _Key("str", "uhubctl", "the uhubctl program"),
-        "timeout_s": _Key("number", 15, "seconds one uhubctl call may take", check=_positive),
-        "off_wait_ms": _Key("number", 2000, "milliseconds off before switching on in a cycle",
-                            check=_positive),
-    },
-    "command": {
-        "on": _Key("argv", _REQUIRED, "command that switches on: an argument list or a string"),
-        "off": _Key("argv", _REQUIRED, "command that switches off"),
-        "cycle": _Key("argv", None, "command that cycles (default: off, wait, on)"),
-        "timeout_s": _Key("number", 30, "seconds one command may take", check=_positive),
-        "off_wait_ms": _Key("number", 2000, "milliseconds off before switching on in a cycle",
-                            check=_positive),
-    },
-    "labgrid": {
-        "env": _Key("str", _REQUIRED, "labgrid environment (YAML) file"),
-        "target": _Key("str", "main", "target in that environment"),
-        "driver": _Key("str", None, "name of the PowerProtocol driver, if the target has several"),
-    },
-    "manual": {
-        "timeout_s": _Key("number", 300, "seconds to wait for the operator", check=_positive),
-    },
-}
 
 _DUT = {
     "kind": _Key("str", _REQUIRED, "simulator or hardware", choices=("simulator", "hardware")),
@@ -228,12 +177,6 @@ class DutConfig:
 
 
 @dataclass(frozen=True)
-class PowerConfig:
-    backend: str = "none"
-    settings: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class BrokerConfig:
     bind: str = "127.0.0.1"
     dut_host: str = "127.0.0.1"
@@ -283,8 +226,6 @@ _KIND_WORDS = {
     "number": "a number",
     "bool": "true or false",
     "str-list": "a list of strings",
-    "argv": "a command: a list of strings or one string",
-    "int-or-str": "an integer or a string",
     "table": "a table",
 }
 
@@ -305,12 +246,6 @@ def _fits(kind: str, value: Any) -> bool:
         return isinstance(value, bool)
     if kind == "str-list":
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if kind == "argv":
-        return (isinstance(value, str) and bool(value.strip())) or (
-            isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
-        )
-    if kind == "int-or-str":
-        return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
     if kind == "table":
         return isinstance(value, dict)
     raise AssertionError(kind)
@@ -326,14 +261,14 @@ class _Checker:
         place = f" {where}" if where else ""
         return RigError(f"{self.source}:{place} {message}")
 
-    def table(self, where: str, data: Mapping[str, Any], keys: Mapping[str, _Key],
-              what: str = "") -> dict[str, Any]:
+    def table(self, where: str, data: Mapping[str, Any],
+              keys: Mapping[str, _Key]) -> dict[str, Any]:
         for name in data:
             if name not in keys:
                 near = difflib.get_close_matches(name, list(keys), n=1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 known = ", ".join(keys) or "none"
-                raise self.fail(where, f"unknown key {name!r}{what}{hint}; known keys: {known}")
+                raise self.fail(where, f"unknown key {name!r}{hint}; known keys: {known}")
         out: dict[str, Any] = {}
         for name, key in keys.items():
             if name not in data:
@@ -451,20 +386,21 @@ def _dut(check: _Checker, data: Mapping[str, Any]) -> DutConfig:
 
 
 def _power(check: _Checker, data: Mapping[str, Any], dut: DutConfig) -> PowerConfig:
+    """The backend's own settings class (hil/power/registry.py) checks its keys."""
     default = "simulator" if dut.kind == "simulator" else "none"
     backend = data.get("backend", default)
-    if not isinstance(backend, str) or backend not in POWER_BACKENDS:
-        raise check.fail("[power]", f"backend = {backend!r} must be one of "
-                         f"{', '.join(repr(b) for b in POWER_BACKENDS)}")
-    if (backend == "simulator") != (dut.kind == "simulator"):
-        if dut.kind == "simulator":
-            raise check.fail("[power]", f"backend = {backend!r}: a simulated module is "
-                             "powered by backend = \"simulator\"")
-        raise check.fail("[power]", "backend = \"simulator\" needs [dut] kind = \"simulator\"")
     rest = {k: v for k, v in data.items() if k != "backend"}
-    settings = check.table("[power]", rest, POWER_BACKENDS[backend],
-                           what=f" for backend {backend!r}")
-    return PowerConfig(backend=backend, settings=settings)
+    try:
+        settings_class(backend)  # an unknown backend is said before anything else
+        if (backend == "simulator") != (dut.kind == "simulator"):
+            if dut.kind == "simulator":
+                raise check.fail("[power]", f"backend = {backend!r}: a simulated module is "
+                                 "powered by backend = \"simulator\"")
+            raise check.fail("[power]", "backend = \"simulator\" needs [dut] kind = "
+                             "\"simulator\"")
+        return PowerConfig(backend=backend, settings=settings_from_table(backend, rest))
+    except SettingsError as exc:
+        raise check.fail("[power]", str(exc)) from None
 
 
 def _budgets(check: _Checker, data: Mapping[str, Any]) -> dict[str, float]:

@@ -9,6 +9,7 @@ import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import serial
@@ -402,3 +403,157 @@ def test_no_power_control_is_said(sim_device) -> None:
     dev.power = None
     with pytest.raises(PowerError, match="no power control"):
         dev.power_cycle()
+
+
+# ---------------------------------------------------------------------------- the registry
+
+
+@pytest.fixture
+def relay_backend() -> Iterator[type]:
+    """A backend that is only this test module: registered here, gone after the test."""
+    from dataclasses import dataclass
+
+    from hil.power import Bench, PowerSettings, register, setting
+    from hil.power.registry import BACKENDS
+    from hil.power.settings import positive
+
+    class RelayPower:
+        def __init__(self, channel: int, secrets: dict) -> None:
+            self.channel, self.secrets, self.calls = channel, secrets, []
+
+        def on(self) -> None:
+            self.calls.append("on")
+
+        def off(self) -> None:
+            self.calls.append("off")
+
+        def cycle(self) -> None:
+            self.calls.append("cycle")
+
+        def close(self) -> None:
+            self.calls.append("close")
+
+    @register("test-relay")
+    @dataclass(frozen=True, kw_only=True)
+    class RelaySettings(PowerSettings):
+        board: str = setting(help="the relay board's device")
+        channel: int = setting(1, "relay channel", positive)
+        wiring: Literal["nc", "no"] = setting("no", "contact the module's supply is on")
+
+        def build(self, bench: Bench) -> RelayPower:
+            return RelayPower(self.channel, dict(bench.secrets))
+
+    try:
+        yield RelaySettings
+    finally:
+        del BACKENDS["test-relay"]
+
+
+def test_a_backend_from_one_module_is_named_by_a_rig(relay_backend: type) -> None:
+    from hil.power import PowerProtocol, power_from_config
+    from hil.rig import RigError, rig_from_dict
+
+    def rig(**power: object) -> dict:
+        return {"name": "t", "dut": {"kind": "hardware", "port": "/dev/ttyUSB0"},
+                "power": {"backend": "test-relay", **power}, "secrets": {"pin": "1234"}}
+
+    loaded = rig_from_dict(rig(board="/dev/relay0", channel=3))
+    assert loaded.power.settings == relay_backend(board="/dev/relay0", channel=3, wiring="no")
+    power = power_from_config(loaded.power, secrets=loaded.secrets)
+    assert isinstance(power, PowerProtocol)
+    power.cycle()
+    power.close()
+    assert (power.channel, power.secrets, power.calls) == (3, {"pin": "1234"}, ["cycle", "close"])
+
+    def error(**power: object) -> str:
+        with pytest.raises(RigError) as caught:
+            rig_from_dict(rig(**power), source=Path("rigs/relay.toml"))
+        return str(caught.value)
+
+    assert error(board="/dev/relay0", wiring="nx") == (
+        "rigs/relay.toml: [power] backend 'test-relay': wiring = 'nx' must be one of 'nc', 'no'")
+    assert error(board="/dev/relay0", channel=0) == (
+        "rigs/relay.toml: [power] backend 'test-relay': channel = 0 must be greater than 0")
+    assert error(board="/dev/relay0", chanel=2) == (
+        "rigs/relay.toml: [power] backend 'test-relay': unknown key 'chanel' "
+        "(did you mean 'channel'?); known keys: board, channel, wiring")
+    assert error() == ("rigs/relay.toml: [power] backend 'test-relay': board is required: "
+                       "the relay board's device")
+
+
+def test_a_backend_name_is_registered_once(relay_backend: type) -> None:
+    from dataclasses import dataclass
+
+    from hil.power import PowerSettings, register
+
+    with pytest.raises(ValueError, match="'test-relay' is registered twice"):
+        @register("test-relay")
+        @dataclass(frozen=True, kw_only=True)
+        class Other(PowerSettings):
+            pass
+
+
+def test_a_setting_needs_a_type_a_rig_file_can_write() -> None:
+    from dataclasses import dataclass
+
+    from hil.power import PowerSettings, register
+    from hil.power.registry import BACKENDS
+
+    with pytest.raises(TypeError, match=r"setting 'when'.*has no rig-file form"):
+        @register("test-clock")
+        @dataclass(frozen=True, kw_only=True)
+        class ClockSettings(PowerSettings):
+            when: complex = 1j
+    assert "test-clock" not in BACKENDS
+
+
+def test_settings_are_checked_when_built_in_code_too() -> None:
+    from hil.power import SettingsError
+    from hil.power.command import CommandSettings
+    from hil.power.modemlines import ModemLineSettings
+
+    with pytest.raises(SettingsError, match=r"^line = 'cts' must be one of 'dtr', 'rts'$"):
+        ModemLineSettings(line="cts")
+    with pytest.raises(SettingsError, match=r"^pulse_ms = True must be a number, not a boolean"):
+        ModemLineSettings(pulse_ms=True)
+    with pytest.raises(SettingsError, match=r"^on = \[\] must be a command"):
+        CommandSettings(on=[], off="x")
+    assert CommandSettings(on="relay on", off=["relay", "off"]).cycle is None
+
+
+def test_every_backend_has_the_whole_protocol() -> None:
+    """close() is part of the protocol, so every backend class must have it."""
+    from hil.power import PowerProtocol, backends
+    from hil.power.gpio import GpioPower
+    from hil.power.labgrid import LabgridPower
+
+    classes = [CommandPower, ModemLinePower, SimulatorPower, UhubctlPower, ManualPower,
+               GpioPower, LabgridPower]
+    assert [c for c in classes if not issubclass(c, PowerProtocol)] == []
+    assert {"command", "modemlines", "simulator", "uhubctl", "manual", "gpio", "labgrid",
+            "none"} <= set(backends())
+
+
+def test_simulator_power_needs_only_power_on_and_off() -> None:
+    """Anything with power_on()/power_off() is a simulated supply; hil.power needs no sim host."""
+    import subprocess
+
+    class Supply:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def power_on(self) -> str:
+            self.calls.append("on")
+            return "/dev/pts/9"
+
+        def power_off(self) -> None:
+            self.calls.append("off")
+
+    supply = Supply()
+    SimulatorPower(supply).cycle()
+    assert supply.calls == ["off", "on"]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, hil.power.registry as r; r.backends(); "
+         "print(sorted(m for m in sys.modules if m.startswith('hil.sim')))"],
+        capture_output=True, text=True, timeout=60, check=True)
+    assert loaded.stdout.strip() == "[]"

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hil.power import CommandPower, ModemLinePower, UhubctlPower, power_from_config
+from hil.power import CommandPower, ModemLinePower, UhubctlPower, backends, power_from_config
 from hil.power.lines import LinePower
-from hil.rig import POWER_BACKENDS, RigError, load_rig, rig_from_dict
+from hil.power.modemlines import ModemLineSettings
+from hil.rig import RigError, load_rig, rig_from_dict
 
 RIGS = Path(__file__).resolve().parent.parent / "rigs"
 EXAMPLES = sorted(RIGS.glob("*.toml"))
@@ -42,8 +43,8 @@ def test_simulator_rig_is_what_ci_runs() -> None:
 def test_usb_dtr_example_builds_a_dtr_pwrkey_with_default_timing() -> None:
     rig = load_rig(RIGS / "usb-dtr.example.toml")
     s = rig.power.settings
-    assert (rig.power.backend, s["line"], s["drive"], s["pulse_ms"]) == (
-        "modemlines", "dtr", "pwrkey", 500)
+    assert isinstance(s, ModemLineSettings)
+    assert (rig.power.backend, s.line, s.drive, s.pulse_ms) == ("modemlines", "dtr", "pwrkey", 500)
     assert rig.dut.boot_timeout_s == 20
     assert rig.dut.find is not None and rig.dut.find.by_id
 
@@ -70,9 +71,9 @@ def _error(data: dict) -> str:
 
 def test_unknown_key_is_named_with_a_suggestion() -> None:
     message = _error(_rig(power={"backend": "modemlines", "pulse": 300}))
-    assert message.startswith("rigs/bench.toml: [power] unknown key 'pulse'")
+    assert message.startswith("rigs/bench.toml: [power] backend 'modemlines': unknown key 'pulse'")
     assert "did you mean 'pulse_ms'?" in message
-    assert "modemlines" in message
+    assert "known keys: drive, pulse_ms, off_pulse_ms, off_wait_ms, port, line, active" in message
 
 
 def test_unknown_top_level_key() -> None:
@@ -81,7 +82,8 @@ def test_unknown_top_level_key() -> None:
 
 def test_wrong_type_says_what_was_expected() -> None:
     message = _error(_rig(power={"backend": "modemlines", "pulse_ms": "500"}))
-    assert "[power] pulse_ms = '500' must be a number, not a string" in message
+    assert ("[power] backend 'modemlines': pulse_ms = '500' must be a number, "
+            "not a string") in message
 
 
 def test_bool_is_not_a_number() -> None:
@@ -93,14 +95,18 @@ def test_missing_required_values() -> None:
     assert "rigs/bench.toml: name is required" in _error({"dut": {"kind": "simulator"}})
     assert "[dut] port is required for kind = \"hardware\"" in _error(
         {"name": "x", "dut": {"kind": "hardware"}})
-    assert "[power] location is required" in _error(_rig(power={"backend": "uhubctl", "port": 2}))
+    assert "[power] backend 'uhubctl': location is required" in _error(
+        _rig(power={"backend": "uhubctl", "port": 2}))
 
 
 def test_choices_are_listed() -> None:
     message = _error(_rig(power={"backend": "modemlines", "line": "cts"}))
-    assert "line = 'cts' must be one of 'dtr', 'rts'" in message
+    assert "[power] backend 'modemlines': line = 'cts' must be one of 'dtr', 'rts'" in message
     message = _error(_rig(power={"backend": "relay"}))
     assert "backend = 'relay' must be one of" in message and "'uhubctl'" in message
+    assert "backend = ['gpio'] must be one of" in _error(_rig(power={"backend": ["gpio"]}))
+    assert "port = 0 must be greater than 0" in _error(
+        _rig(power={"backend": "uhubctl", "location": "1-1", "port": 0}))
 
 
 def test_hardware_cannot_be_time_scaled_nor_simulator_powered() -> None:
@@ -160,5 +166,5 @@ def test_every_backend_builds_from_its_defaults(tmp_path: Path) -> None:
     power = power_from_config(loop.power)
     assert isinstance(power, ModemLinePower) and isinstance(power._lines, LinePower)
     power.close()
-    assert set(POWER_BACKENDS) == {"simulator", "none", "modemlines", "gpio", "uhubctl",
+    assert set(backends()) == {"simulator", "none", "modemlines", "gpio", "uhubctl",
                                    "command", "labgrid", "manual"}

@@ -10,11 +10,29 @@ import shlex
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from string import Template
 
 from hil.power.protocol import PowerError
+from hil.power.registry import register
+from hil.power.settings import Bench, PowerSettings, positive, setting
 
 Argv = str | Sequence[str]
+
+
+@register("command")
+@dataclass(frozen=True, kw_only=True)
+class CommandSettings(PowerSettings):
+    on: Argv = setting(help="command that switches on: an argument list or a string")
+    off: Argv = setting(help="command that switches off")
+    cycle: Argv | None = setting(None, "command that cycles (default: off, wait, on)")
+    timeout_s: float = setting(30, "seconds one command may take", positive)
+    off_wait_ms: float = setting(2000, "milliseconds off before switching on in a cycle",
+                                 positive)
+
+    def build(self, bench: Bench) -> CommandPower:
+        return CommandPower(self.on, self.off, self.cycle, timeout_s=self.timeout_s,
+                            off_wait_s=self.off_wait_ms / 1000, secrets=bench.secrets)
 
 
 def argv_of(command: Argv, secrets: Mapping[str, str] | None = None) -> list[str]:
@@ -86,3 +104,6 @@ class CommandPower:
         self.off()
         self._sleep(self.off_wait_s)
         self.on()
+
+    def close(self) -> None:
+        """Nothing is held between commands."""

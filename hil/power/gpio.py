@@ -7,10 +7,13 @@ python3-libgpiod ≥ 2): imported only when a rig asks for this backend.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from hil.power.lines import Drive, LineBackend, LinePower
+from hil.power.lines import Drive, LineBackend, LinePower, PulseSettings
 from hil.power.protocol import PowerError
+from hil.power.registry import register
+from hil.power.settings import Bench, setting
 
 CONSUMER = "l506-hil power"
 
@@ -28,6 +31,17 @@ def _gpiod() -> Any:
         raise PowerError(f"gpiod {getattr(gpiod, '__version__', '?')} is the v1 API; "
                          "power backend 'gpio' needs gpiod>=2")
     return gpiod, Direction, Value
+
+
+@register("gpio")
+@dataclass(frozen=True, kw_only=True)
+class GpioSettings(PulseSettings):
+    chip: str = setting("/dev/gpiochip0", "GPIO chip device")
+    line: int | str = setting(help="line offset (17) or line name (\"L506_PWRKEY\")")
+    active_low: bool = setting(False, "the key or switch is active when the line is low")
+
+    def build(self, bench: Bench) -> GpioPower:
+        return GpioPower(self.chip, self.line, active_low=self.active_low, **self.pulses())
 
 
 class GpioPower(LineBackend):

@@ -6,9 +6,24 @@ asks for this backend.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from hil.power.protocol import PowerError
+from hil.power.registry import register
+from hil.power.settings import Bench, PowerSettings, setting
+
+
+@register("labgrid")
+@dataclass(frozen=True, kw_only=True)
+class LabgridSettings(PowerSettings):
+    env: str = setting(help="labgrid environment (YAML) file")
+    target: str = setting("main", "target in that environment")
+    driver: str | None = setting(None, "name of the PowerProtocol driver, if the target has "
+                                 "several")
+
+    def build(self, bench: Bench) -> LabgridPower:
+        return LabgridPower.from_environment(self.env, self.target, self.driver)
 
 
 def _environment(env_file: str) -> Any:
@@ -52,3 +67,6 @@ class LabgridPower:
 
     def cycle(self) -> None:
         self.driver.cycle()
+
+    def close(self) -> None:
+        """The driver stays activated: labgrid's environment owns it."""

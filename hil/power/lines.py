@@ -7,9 +7,33 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hil.power.settings import PowerSettings, positive, setting
 
 Drive = Literal["pwrkey", "supply"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PulseSettings(PowerSettings):
+    """How a line drives the module: the settings modemlines and gpio share."""
+
+    drive: Drive = setting("pwrkey", "pwrkey: pulses press the power key; supply: the level "
+                           "switches the supply")
+    pulse_ms: float = setting(500, "milliseconds the key is held to switch on", positive)
+    off_pulse_ms: float = setting(2500, "milliseconds the key is held to switch off", positive)
+    off_wait_ms: float = setting(2000, "milliseconds off before switching on again in a cycle",
+                                 positive)
+
+    def pulses(self) -> dict[str, Any]:
+        """As `LinePower` takes them."""
+        return {
+            "drive": self.drive,
+            "pulse_s": self.pulse_ms / 1000,
+            "off_pulse_s": self.off_pulse_ms / 1000,
+            "off_wait_s": self.off_wait_ms / 1000,
+        }
 
 
 class LinePower:

@@ -9,8 +9,20 @@ from __future__ import annotations
 import os
 import select
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from hil.power.protocol import PowerError
+from hil.power.registry import register
+from hil.power.settings import Bench, PowerSettings, positive, setting
+
+
+@register("manual")
+@dataclass(frozen=True, kw_only=True)
+class ManualSettings(PowerSettings):
+    timeout_s: float = setting(300, "seconds to wait for the operator", positive)
+
+    def build(self, bench: Bench) -> ManualPower:
+        return ManualPower(timeout_s=self.timeout_s)
 
 
 class ManualPower:
@@ -53,3 +65,6 @@ class ManualPower:
 
     def cycle(self) -> None:
         self._ask("switch the module OFF, wait two seconds, switch it ON")
+
+    def close(self) -> None:
+        """Nothing is held: the terminal is opened for each question."""

@@ -7,14 +7,33 @@ for the whole run: closing a tty may drop DTR/RTS (HUPCL) and press the key by a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import serial
 
-from hil.power.lines import Drive, LineBackend, LinePower
+from hil.power.lines import Drive, LineBackend, LinePower, PulseSettings
 from hil.power.protocol import PowerError
+from hil.power.registry import register
+from hil.power.settings import Bench, setting
 
 Line = Literal["dtr", "rts"]
+Active = Literal["asserted", "deasserted"]
+
+
+@register("modemlines")
+@dataclass(frozen=True, kw_only=True)
+class ModemLineSettings(PulseSettings):
+    port: str | None = setting(None, "pyserial URL of the control port (default: the AT port)")
+    line: Line = setting("dtr", "the modem-control line wired to the key or switch")
+    active: Active = setting("asserted", "line state that presses the key or switches on "
+                             "(asserted: pyserial's dtr/rts = True)")
+
+    def build(self, bench: Bench) -> ModemLinePower:
+        url = self.port or bench.at_port
+        if not url:
+            raise PowerError("power backend 'modemlines' needs a control port")
+        return ModemLinePower.open(url, line=self.line, active=self.active, **self.pulses())
 
 
 class ModemLinePower(LineBackend):
@@ -25,7 +44,7 @@ class ModemLinePower(LineBackend):
         port: serial.SerialBase,
         *,
         line: Line = "dtr",
-        active: Literal["asserted", "deasserted"] = "asserted",
+        active: Active = "asserted",
         drive: Drive = "pwrkey",
         pulse_s: float = 0.5,
         off_pulse_s: float = 2.5,
@@ -42,7 +61,7 @@ class ModemLinePower(LineBackend):
                                 off_pulse_s=off_pulse_s, off_wait_s=off_wait_s, **extra)
 
     @classmethod
-    def open(cls, url: str, **options) -> ModemLinePower:
+    def open(cls, url: str, **options: Any) -> ModemLinePower:
         """Open the control port with the line already released (pwrkey) before it opens."""
         active = options.get("active", "asserted") == "asserted"
         line = options.get("line", "dtr")

@@ -1,4 +1,7 @@
-"""The power protocol: `on`, `off`, `cycle`. The harness never knows what drives it."""
+"""The power protocol: `on`, `off`, `cycle`, `close`. The harness never knows what drives it.
+
+And the two methods the simulator's virtual power needs of a simulated module.
+"""
 
 from __future__ import annotations
 
@@ -18,3 +21,14 @@ class PowerProtocol(Protocol):
     def off(self) -> None: ...
 
     def cycle(self) -> None: ...
+
+    def close(self) -> None:
+        """Let go of what the backend holds (a port, a GPIO request); the switch stays as is."""
+
+
+class SimulatedSupply(Protocol):
+    """A simulated module's supply: `power_on` boots it (and may return its port)."""
+
+    def power_on(self) -> object: ...
+
+    def power_off(self) -> None: ...

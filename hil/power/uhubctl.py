@@ -8,8 +8,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hil.power.command import run_command
+from hil.power.registry import register
+from hil.power.settings import Bench, PowerSettings, positive, setting
+
+
+@register("uhubctl")
+@dataclass(frozen=True, kw_only=True)
+class UhubctlSettings(PowerSettings):
+    location: str = setting(help="hub location as `uhubctl` lists it, e.g. \"1-1\"")
+    port: int = setting(help="port number on that hub", check=positive)
+    binary: str = setting("uhubctl", "the uhubctl program")
+    timeout_s: float = setting(15, "seconds one uhubctl call may take", positive)
+    off_wait_ms: float = setting(2000, "milliseconds off before switching on in a cycle",
+                                 positive)
+
+    def build(self, bench: Bench) -> UhubctlPower:
+        return UhubctlPower(self.location, self.port, binary=self.binary,
+                            timeout_s=self.timeout_s, off_wait_s=self.off_wait_ms / 1000)
 
 
 class UhubctlPower:
@@ -46,3 +64,6 @@ class UhubctlPower:
         self.off()
         self._sleep(self.off_wait_s)
         self.on()
+
+    def close(self) -> None:
+        """Nothing is held between calls."""
