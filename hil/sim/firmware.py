@@ -30,6 +30,7 @@ from hil.mqtt import (
 )
 from hil.sim.bugs import check_bugs
 from hil.sim.profiles import UNTYPED_RESULTS, V32, Profile
+from hil.sim.state import Connection, ConnEvent, ConnState, mqtt_status
 
 TOPIC_MAX = 64
 MPUB_MESSAGE_MAX = 256
@@ -133,11 +134,6 @@ class BadParameter(Exception):
     """A command's parameters are wrong: refused with result type 2 (or ERROR)."""
 
 
-Conn = Literal[
-    "idle", "tcp_opening", "tcp_up", "mqtt_connecting", "mqtt_up", "mqtt_closed", "dropped"
-]
-
-
 @dataclass
 class _Pending:
     """A command whose result URC waits for the network."""
@@ -196,7 +192,7 @@ class Firmware:
             self.manual = False
         self._manual_next: bool | None = None
         self.config: MqttConfig | None = None
-        self.conn: Conn = "idle"
+        self.connection = Connection()  # moved only by `ConnEvent`s (hil/sim/state.py)
         self.socket_id: int | None = None
         self.session: ClientSession | None = None
         self._conn_tls = False  # this connection is to use TLS
@@ -221,7 +217,7 @@ class Firmware:
 
     def power_off(self) -> list[Action]:
         """Power removed: RAM is gone, the socket dies without a DISCONNECT."""
-        out = self._drop_socket()
+        out = self._release_socket()
         self.powered = False
         self._reset_ram(carry_store=False)
         return out
@@ -277,7 +273,7 @@ class Firmware:
             case SocketOpened():
                 return self._tcp_opened(now)
             case SocketFailed(kind=kind):
-                if self.conn == "mqtt_connecting":  # the handshake asked for at MCONNECT
+                if self.state is ConnState.MQTT_CONNECTING:  # the handshake asked at MCONNECT
                     return self._mconnect_failed(8)
                 return self._tcp_failed(kind)
             case TlsReady():
@@ -305,30 +301,30 @@ class Firmware:
             if deadline <= now and name in self._timers:
                 del self._timers[name]
                 out += self._timer_fired(name, now)
-        if self.session is not None and self.conn in ("mqtt_connecting", "mqtt_up"):
+        if self.session is not None and self.state in _MQTT_SESSION:
             out += self._session_events(self.session.tick(now))
             out += self._flush_session()
         return out
 
     def next_deadline(self) -> float | None:
         deadlines = list(self._timers.values())
-        if self.session is not None and self.conn in ("mqtt_connecting", "mqtt_up"):
+        if self.session is not None and self.state in _MQTT_SESSION:
             d = self.session.next_deadline()
             if d is not None:
                 deadlines.append(d)
         return min(deadlines, default=None)
 
     @property
+    def state(self) -> ConnState:
+        return self.connection.state
+
+    @property
     def mqtt_status(self) -> int:
-        if self.conn == "mqtt_up":
-            return 1
-        if self.conn in ("tcp_up", "mqtt_connecting"):
-            return 0 if self._bug("mipstart_status_stays_0") else 2
-        if self.conn == "mqtt_closed":
-            return self.profile.status_after_mdisconnect
-        if self.conn == "dropped":
-            return self.profile.status_after_drop
-        return 0
+        """What AT+MQTTSTATU prints now (2.14, STATU-1)."""
+        status = mqtt_status(self.state, self.profile)
+        if status == 2 and self._bug("mipstart_status_stays_0"):
+            return 0
+        return status
 
     # ------------------------------------------------------------ output helpers
 
@@ -413,104 +409,6 @@ class Firmware:
             ]
         return [self._lines("ERROR")]
 
-    # --- bench commands (not in the guide; what a rig needs: DEV-1, DEV-2)
-
-    def _cgmr(self, args: bytes, now: float) -> list[Action]:
-        rev = "" if self._bug("cgmr_empty") else self.profile.revision
-        return [self._lines(f"+CGMR: {rev}", "OK", command="AT")]
-
-    def _cpin_q(self, args: bytes, now: float) -> list[Action]:
-        return [self._lines("+CPIN: READY", "OK", command="AT")]
-
-    def _registered(self) -> bool:
-        return self.network_ready and self.cfun == 1
-
-    def _creg_q(self, args: bytes, now: float) -> list[Action]:
-        return [self._lines(f"+CREG: 0,{1 if self._registered() else 2}", "OK", command="AT")]
-
-    def _cereg_q(self, args: bytes, now: float) -> list[Action]:
-        return [self._lines(f"+CEREG: 0,{1 if self._registered() else 2}", "OK", command="AT")]
-
-    def _cgatt_q(self, args: bytes, now: float) -> list[Action]:
-        state = int(self.attached and self._registered())
-        return [self._lines(f"+CGATT: {state}", "OK", command="AT")]
-
-    def _cgatt_set(self, args: bytes, now: float) -> list[Action]:
-        if args.strip() not in (b"0", b"1"):
-            return [self._lines("ERROR")]
-        self.attached = args.strip() == b"1"
-        out: list[Action] = []
-        if not self.attached:
-            out += self._network_lost()
-        return [*out, self._lines("OK", command="AT")]
-
-    def _cfun_q(self, args: bytes, now: float) -> list[Action]:
-        return [self._lines(f"+CFUN: {self.cfun}", "OK", command="AT")]
-
-    def _cfun_set(self, args: bytes, now: float) -> list[Action]:
-        parts = [p.strip() for p in args.split(b",")]
-        if parts[0] not in (b"0", b"1", b"4") or len(parts) > 2:
-            return [self._lines("ERROR")]
-        if len(parts) == 2:
-            if parts[1] not in (b"0", b"1"):
-                return [self._lines("ERROR")]
-            if parts[1] == b"1":
-                return self._restart(now)
-        self.cfun = int(parts[0])
-        out: list[Action] = [] if self.cfun == 1 else self._network_lost()
-        return [*out, self._lines("OK", command="AT")]
-
-    def _restart(self, now: float) -> list[Action]:
-        """AT+CFUN=1,1: OK, then RAM is lost (the store; the switches unless the profile keeps
-        them, MSUB-6) and the module boots again."""
-        ok = self._lines("OK", command="AT")
-        if self._bug("reset_no_reboot"):
-            return [ok]
-        out: list[Action] = [ok, *self._drop_socket()]
-        self._reset_ram(carry_store=self._bug("store_survives_reboot"))
-        self._timers["boot"] = now + self.profile.boot_s * self.time_scale
-        return out
-
-    def _network_lost(self) -> list[Action]:
-        """Detach or flight mode: a standing connection dies."""
-        if self.conn == "idle":
-            return []
-        was_mqtt = self.conn == "mqtt_up"
-        out = self._drop_socket()
-        if was_mqtt:
-            self._record(1)
-            out.append(self._lines(self._result("MCONNECT", False, 1)))
-        return out
-
-    # --- 2.10 / 2.11 switches
-
-    def _mqttssl(self, args: bytes, now: float) -> list[Action]:
-        allowed = (b"0", b"1", b"2") if self._bug("mqttssl_accepts_2") else (b"0", b"1")
-        value = args.strip()
-        if value not in allowed:
-            return self._switch_refused("MQTTSSL")
-        if self.conn != "idle" and self.profile.ssl_while_connected == "refuse":
-            return [self._lines("ERROR", command="MQTTSSL")]
-        self.ssl = value != b"0"  # a standing connection keeps its own (MQTTSSL-1)
-        return [self._lines("OK", command="MQTTSSL")]
-
-    def _mmqttssl(self, args: bytes, now: float) -> list[Action]:
-        """Example 1.2's `AT+MMQTTSSL`: a typo for AT+MQTTSSL, or taken as it (FLOW-SSL)."""
-        if not self.profile.mmqttssl_alias:
-            return [self._lines("ERROR")]
-        return self._mqttssl(args, now)
-
-    def _msgset(self, args: bytes, now: float) -> list[Action]:
-        allowed = (b"0", b"1", b"2") if self._bug("msgset_accepts_2") else (b"0", b"1")
-        if args.strip() not in allowed:
-            return self._switch_refused("MQTTMSGSET")
-        manual = args.strip() != b"0"
-        if self._bug("msgset_deferred") and self.conn == "mqtt_up":
-            self._manual_next = manual  # takes effect at the next MCONNECT
-        else:
-            self.manual = manual
-        return [self._lines("OK", command="MQTTMSGSET")]
-
     # --- 2.1 MCONFIG
 
     def _mconfig(self, args: bytes, now: float) -> list[Action]:
@@ -578,10 +476,10 @@ class Firmware:
             return self._answer(
                 "MIPSTART", False, 5 if self._bug("socket_fail_code_5") else 4
             )
-        out = self._drop_socket()  # what is left of a dropped connection
+        out = self._release_socket()  # what is left of a dropped connection
+        self.connection.fire(ConnEvent.MIPSTART)
         self._socket_seq += 1
         self.socket_id = self._socket_seq
-        self.conn = "tcp_opening"
         self._pending.append(_Pending("MIPSTART"))
         self._conn_tls = self.ssl and not self._bug("ssl_flag_ignored")
         tls_now = self._conn_tls and self.profile.tls_handshake_at == "MIPSTART"
@@ -594,15 +492,15 @@ class Firmware:
     def _connection_stands(self) -> bool:
         """A connection MIPSTART must not replace (MIPSTART-3): any but one that is gone
         and that MQTTSTATU already reports as 0."""
-        if self.conn == "mqtt_closed":
+        if self.state is ConnState.MQTT_CLOSED:
             return self.profile.status_after_mdisconnect != 0
-        if self.conn == "dropped":
+        if self.state is ConnState.DROPPED:
             return self.profile.status_after_drop != 0
-        return self.conn != "idle"
+        return self.state is not ConnState.IDLE
 
     def _tcp_opened(self, now: float) -> list[Action]:
         self._take_pending("MIPSTART")
-        self.conn = "tcp_up"
+        self.connection.fire(ConnEvent.TCP_OPENED)
         self._record(0)
         if not self._bug("no_idle_drop"):
             self._timers["idle_drop"] = now + self.profile.idle_drop_s * self.time_scale
@@ -610,7 +508,7 @@ class Firmware:
 
     def _tcp_failed(self, kind: SocketFailure) -> list[Action]:
         self._take_pending("MIPSTART")
-        self.conn = "idle"
+        self.connection.fire(ConnEvent.TCP_FAILED)
         self.socket_id = None
         code = {"create": 4, "tls": 8, "resolve": self.profile.resolve_failure_code}.get(kind, 5)
         if code == 5 and self._bug("unreachable_code_6"):
@@ -631,9 +529,9 @@ class Firmware:
             keepalive = _int(parts[1], range(0, 65536))
         except BadParameter:
             return self._answer("MCONNECT", False, 2)
-        if self.conn == "mqtt_up":
+        if self.state is ConnState.MQTT_UP:
             return self._answer("MCONNECT", False, 2 if self._bug("mconnect_twice_code_2") else 7)
-        if self.conn != "tcp_up" or self.config is None:
+        if self.state is not ConnState.TCP_UP or self.config is None:
             code = self.profile.mconnect_without_tcp_code
             if code is None:
                 return [self._lines("ERROR", command="MCONNECT")]
@@ -650,7 +548,7 @@ class Firmware:
         self.session = ClientSession(connect, now)
         if self._bug("no_keepalive_ping") or "stop_keepalive" in self.injections:
             self.session.ping_enabled = False
-        self.conn = "mqtt_connecting"
+        self.connection.fire(ConnEvent.MCONNECT)
         self._timers.pop("idle_drop", None)
         self._timers["connack"] = now + self.profile.connack_timeout_s * self.time_scale
         self._pending.append(_Pending("MCONNECT"))
@@ -673,7 +571,7 @@ class Firmware:
                 raise BadParameter("empty topic")
         except BadParameter:
             return self._answer("MSUB", False, 2)
-        if self.conn != "mqtt_up" or self.session is None:
+        if self.state is not ConnState.MQTT_UP or self.session is None:
             return self._answer("MSUB", False, 1)
         try:
             packet_id = self.session.subscribe(topic, min(qos, 2), now)
@@ -686,7 +584,7 @@ class Firmware:
         topic = _text(self._params(args, 1)[0] if args.strip() else b"")
         if not topic or b"," in args:
             return self._answer("MUNSUB", False, 2)
-        if self.conn != "mqtt_up" or self.session is None:
+        if self.state is not ConnState.MQTT_UP or self.session is None:
             return self._answer("MUNSUB", False, 1)
         if self._bug("munsub_noop"):
             return self._answer("MUNSUB", True, None)
@@ -731,7 +629,7 @@ class Firmware:
                 message = message[:MPUB_MESSAGE_MAX]
         except BadParameter:
             return self._answer("MPUB", False, 2)
-        if self.conn != "mqtt_up":
+        if self.state is not ConnState.MQTT_UP:
             return self._answer("MPUB", False, 1)
         if self._bug("mpub_qos_downgraded"):
             qos = 0
@@ -752,7 +650,7 @@ class Firmware:
                 too_long = True  # MPUBEX-2: refused once the data is in
         except BadParameter:
             return self._answer("MPUBEX", False, 2)
-        if self.conn != "mqtt_up":
+        if self.state is not ConnState.MQTT_UP:
             return self._answer("MPUBEX", False, 1)
         self._data = _DataMode(topic, qos, retain, length, too_long=too_long)
         self._timers["data"] = now + self.profile.data_timeout_s * self.time_scale
@@ -772,7 +670,7 @@ class Firmware:
         self._mpubex_count += 1
         if self._mpubex_count % 8 == 0 and self._bug("mpubex_every_8th_lost"):
             return self._answer("MPUBEX", True, None)
-        if self.conn != "mqtt_up":
+        if self.state is not ConnState.MQTT_UP:
             return self._answer("MPUBEX", False, 1)
         return self._publish("MPUBEX", data.topic, data.qos, data.retain, payload, now)
 
@@ -796,20 +694,49 @@ class Firmware:
     # --- 2.8 / 2.9 MDISCONNECT, MIPCLOSE
 
     def _mdisconnect(self, args: bytes, now: float) -> list[Action]:
-        if self.conn != "mqtt_up" or self.session is None:
+        if self.state is not ConnState.MQTT_UP or self.session is None:
             return self._answer("MDISCONNECT", False, 1)
         if self._bug("mdisconnect_no_packet"):
-            out = self._drop_socket()
+            out = self._release_socket()
         else:
             self.session.disconnect(now)
             out = self._flush_session()
-        self.conn = "mqtt_closed"
+        self.connection.fire(ConnEvent.MDISCONNECT)
         return [*out, *self._answer("MDISCONNECT", True, None)]
 
     def _mipclose(self, args: bytes, now: float) -> list[Action]:
-        status_stays = self._bug("mipclose_status_stays") and self.conn != "idle"
-        out = [] if status_stays else self._drop_socket()
+        status_stays = self._bug("mipclose_status_stays") and self.state is not ConnState.IDLE
+        out = [] if status_stays else self._drop_socket(ConnEvent.MIPCLOSE)
         return [*out, *self._answer("MIPCLOSE", True)]
+
+    # --- 2.10 / 2.11 switches
+
+    def _mqttssl(self, args: bytes, now: float) -> list[Action]:
+        allowed = (b"0", b"1", b"2") if self._bug("mqttssl_accepts_2") else (b"0", b"1")
+        value = args.strip()
+        if value not in allowed:
+            return self._switch_refused("MQTTSSL")
+        if self.state is not ConnState.IDLE and self.profile.ssl_while_connected == "refuse":
+            return [self._lines("ERROR", command="MQTTSSL")]
+        self.ssl = value != b"0"  # a standing connection keeps its own (MQTTSSL-1)
+        return [self._lines("OK", command="MQTTSSL")]
+
+    def _mmqttssl(self, args: bytes, now: float) -> list[Action]:
+        """Example 1.2's `AT+MMQTTSSL`: a typo for AT+MQTTSSL, or taken as it (FLOW-SSL)."""
+        if not self.profile.mmqttssl_alias:
+            return [self._lines("ERROR")]
+        return self._mqttssl(args, now)
+
+    def _msgset(self, args: bytes, now: float) -> list[Action]:
+        allowed = (b"0", b"1", b"2") if self._bug("msgset_accepts_2") else (b"0", b"1")
+        if args.strip() not in allowed:
+            return self._switch_refused("MQTTMSGSET")
+        manual = args.strip() != b"0"
+        if self._bug("msgset_deferred") and self.state is ConnState.MQTT_UP:
+            self._manual_next = manual  # takes effect at the next MCONNECT
+        else:
+            self.manual = manual
+        return [self._lines("OK", command="MQTTMSGSET")]
 
     # --- 2.12-2.14 queries
 
@@ -849,6 +776,75 @@ class Firmware:
     def _statu(self, args: bytes, now: float) -> list[Action]:
         return [self._lines(f"+MQTTSTATU: {self.mqtt_status}", "OK", command="MQTTSTATU")]
 
+    # --- bench commands (not in the guide; what a rig needs: DEV-1, DEV-2)
+
+    def _cgmr(self, args: bytes, now: float) -> list[Action]:
+        rev = "" if self._bug("cgmr_empty") else self.profile.revision
+        return [self._lines(f"+CGMR: {rev}", "OK", command="AT")]
+
+    def _cpin_q(self, args: bytes, now: float) -> list[Action]:
+        return [self._lines("+CPIN: READY", "OK", command="AT")]
+
+    def _registered(self) -> bool:
+        return self.network_ready and self.cfun == 1
+
+    def _creg_q(self, args: bytes, now: float) -> list[Action]:
+        return [self._lines(f"+CREG: 0,{1 if self._registered() else 2}", "OK", command="AT")]
+
+    def _cereg_q(self, args: bytes, now: float) -> list[Action]:
+        return [self._lines(f"+CEREG: 0,{1 if self._registered() else 2}", "OK", command="AT")]
+
+    def _cgatt_q(self, args: bytes, now: float) -> list[Action]:
+        state = int(self.attached and self._registered())
+        return [self._lines(f"+CGATT: {state}", "OK", command="AT")]
+
+    def _cgatt_set(self, args: bytes, now: float) -> list[Action]:
+        if args.strip() not in (b"0", b"1"):
+            return [self._lines("ERROR")]
+        self.attached = args.strip() == b"1"
+        out: list[Action] = []
+        if not self.attached:
+            out += self._network_lost()
+        return [*out, self._lines("OK", command="AT")]
+
+    def _cfun_q(self, args: bytes, now: float) -> list[Action]:
+        return [self._lines(f"+CFUN: {self.cfun}", "OK", command="AT")]
+
+    def _cfun_set(self, args: bytes, now: float) -> list[Action]:
+        parts = [p.strip() for p in args.split(b",")]
+        if parts[0] not in (b"0", b"1", b"4") or len(parts) > 2:
+            return [self._lines("ERROR")]
+        if len(parts) == 2:
+            if parts[1] not in (b"0", b"1"):
+                return [self._lines("ERROR")]
+            if parts[1] == b"1":
+                return self._restart(now)
+        self.cfun = int(parts[0])
+        out: list[Action] = [] if self.cfun == 1 else self._network_lost()
+        return [*out, self._lines("OK", command="AT")]
+
+    def _restart(self, now: float) -> list[Action]:
+        """AT+CFUN=1,1: OK, then RAM is lost (the store; the switches unless the profile keeps
+        them, MSUB-6) and the module boots again."""
+        ok = self._lines("OK", command="AT")
+        if self._bug("reset_no_reboot"):
+            return [ok]
+        out: list[Action] = [ok, *self._release_socket()]
+        self._reset_ram(carry_store=self._bug("store_survives_reboot"))
+        self._timers["boot"] = now + self.profile.boot_s * self.time_scale
+        return out
+
+    def _network_lost(self) -> list[Action]:
+        """Detach or flight mode: a standing connection dies."""
+        if self.state is ConnState.IDLE:
+            return []
+        was_mqtt = self.state is ConnState.MQTT_UP
+        out = self._drop_socket(ConnEvent.NETWORK_LOST)
+        if was_mqtt:
+            self._record(1)
+            out.append(self._lines(self._result("MCONNECT", False, 1)))
+        return out
+
     # ------------------------------------------------------------ MQTT traffic
 
     def _flush_session(self) -> list[Action]:
@@ -873,7 +869,7 @@ class Firmware:
                 case Connected():
                     self._timers.pop("connack", None)
                     self._take_pending("MCONNECT")
-                    self.conn = "mqtt_up"
+                    self.connection.fire(ConnEvent.CONNACK)
                     if self._manual_next is not None:
                         self.manual, self._manual_next = self._manual_next, None
                     self._record(0)
@@ -939,16 +935,16 @@ class Firmware:
     def _mconnect_failed(self, code: int = 6) -> list[Action]:
         """MCONNECT ends without a connection: refused (6), or the handshake failed (8)."""
         self._take_pending("MCONNECT")
-        out = self._drop_socket()
+        out = self._drop_socket(ConnEvent.MCONNECT_FAILED)
         if self._bug("refused_code_5" if code == 6 else "tls_fail_code_5"):
             code = 5
         self._record(code)
         return [*out, self._lines(self._result("MCONNECT", False, code))]
 
     def _tcp_closed_by_peer(self) -> list[Action]:
-        if self.conn == "mqtt_connecting":
+        if self.state is ConnState.MQTT_CONNECTING:
             return self._mconnect_failed(8 if self._tls_pending else 6)
-        if self.conn == "mqtt_closed":
+        if self.state is ConnState.MQTT_CLOSED:
             # the broker closes TCP after our DISCONNECT: expected, nothing to report
             self.socket_id = None
             self.session = None
@@ -957,13 +953,11 @@ class Firmware:
 
     def _connection_broken(self) -> list[Action]:
         """The server or the link dropped us: `+MCONNECT: FAILURE,1` (MCONNECT-5, MIPSTART-7)."""
-        was_mqtt = self.conn == "mqtt_up"
+        was_mqtt = self.state is ConnState.MQTT_UP
         if self._bug("statu_stuck_after_drop") and was_mqtt:
             self._record(1)
             return [self._lines(self._result("MCONNECT", False, 1))]
-        out = self._drop_socket()
-        if was_mqtt:
-            self.conn = "dropped"  # MQTTSTATU as the profile says, until MIPCLOSE or MIPSTART
+        out = self._drop_socket(ConnEvent.CONNECTION_LOST)  # from MQTT_UP: DROPPED
         self._record(1)
         if self._bug("silent_drop"):
             return out
@@ -981,12 +975,12 @@ class Firmware:
             return [self._lines(*self.profile.ready_urcs)]
         if name == "link":
             return self._link_due(now)
-        if name == "idle_drop" and self.conn == "tcp_up":
+        if name == "idle_drop" and self.state is ConnState.TCP_UP:
             if self.profile.idle_drop_urc:
                 return self._connection_broken()
             self._record(1)
-            return self._drop_socket()  # MIPSTART-7: dropped without a word
-        if name == "connack" and self.conn == "mqtt_connecting":
+            return self._drop_socket(ConnEvent.CONNECTION_LOST)  # MIPSTART-7: without a word
+        if name == "connack" and self.state is ConnState.MQTT_CONNECTING:
             return self._mconnect_failed()
         if name == "data" and self._data is not None:
             self._data = None
@@ -1004,12 +998,19 @@ class Firmware:
                 return p
         return None
 
-    def _drop_socket(self) -> list[Action]:
-        """Let the socket go without a word to the broker (power cut, MIPCLOSE, drop)."""
+    def _drop_socket(self, event: ConnEvent) -> list[Action]:
+        """Let the socket go without a word to the broker (MIPCLOSE, a failure, a drop);
+        the connection moves as `event` says."""
+        out = self._release_socket()
+        self.connection.fire(event)
+        return out
+
+    def _release_socket(self) -> list[Action]:
+        """Close the socket and forget its session, pending results and timers; the state is
+        the caller's to move (or RAM is lost with it: power cut, restart)."""
         out: list[Action] = [] if self.socket_id is None else [CloseSocket(self.socket_id)]
         self.socket_id = None
         self.session = None
-        self.conn = "idle"
         self._tls_pending = False
         self._link.clear()
         self._pending = [p for p in self._pending if p.name not in _NETWORK_COMMANDS]
@@ -1046,6 +1047,8 @@ class Firmware:
 
 
 _NETWORK_COMMANDS = frozenset({"MIPSTART", "MCONNECT", "MSUB", "MUNSUB", "MPUB", "MPUBEX"})
+#: The states in which the MQTT session runs its own timers (keep-alive, retries).
+_MQTT_SESSION = frozenset({ConnState.MQTT_CONNECTING, ConnState.MQTT_UP})
 
 # ---------------------------------------------------------------- parameter parsing
 
