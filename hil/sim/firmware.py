@@ -4,7 +4,9 @@ Serial bytes and socket events go in with the current time; serial output, socke
 the next deadline come out. No threads, sockets or sleeps here, so the model is tested exactly
 and fast, and the same object runs behind a pty, a TCP port or a unit test.
 
-Behaviour follows docs/clauses.md; where the guide is open, the `Profile` decides.
+Behaviour follows docs/clauses.md; where the guide is open, the `Profile` decides. The
+connection's state moves only through the transition table of `hil/sim/state.py`; the command
+handlers follow chapter 2 of the guide, one per command, in its order.
 """
 
 from __future__ import annotations
@@ -409,9 +411,24 @@ class Firmware:
             ]
         return [self._lines("ERROR")]
 
-    # --- 2.1 MCONFIG
+    def _params(self, args: bytes, count: int, *, keep_last: bool = False) -> list[bytes]:
+        """`_params`, then the profile's reading of quotes and message spaces (GEN-7)."""
+        p = self.profile
+        parts = _params(
+            args, count, keep_last=keep_last and not p.trim_message, trim=p.trim_parameters
+        )
+        if p.strip_quotes:
+            parts = [_unquote(part) for part in parts]
+        return parts
+
+    # ------------------------------------------------------------ chapter 2 of the guide
+    # One handler per command, in the guide's order; a command's result URCs that wait for
+    # the network are in "MQTT traffic" below.
+
+    # --- 2.1 AT+MCONFIG
 
     def _mconfig(self, args: bytes, now: float) -> list[Action]:
+        """2.1 AT+MCONFIG: client id, credentials and will for the next CONNECT."""
         try:
             self.config = self._parse_mconfig(args)
         except BadParameter:
@@ -452,9 +469,11 @@ class Firmware:
             config.will = Will(topic, bytes(parts[7]), min(qos, 2), retain_flag)
         return config
 
-    # --- 2.2 MIPSTART
+    # --- 2.2 AT+MIPSTART
 
     def _mipstart(self, args: bytes, now: float) -> list[Action]:
+        """2.2 AT+MIPSTART: open the TCP (or TLS) connection; the result URC comes when the
+        socket is open or has failed (`_tcp_opened`, `_tcp_failed`)."""
         parts = self._params(args, 2)
         try:
             if len(parts) != 2:
@@ -518,9 +537,10 @@ class Firmware:
         self._record(code)
         return [self._lines(self._result("MIPSTART", False, code))]
 
-    # --- 2.3 MCONNECT
+    # --- 2.3 AT+MCONNECT
 
     def _mconnect(self, args: bytes, now: float) -> list[Action]:
+        """2.3 AT+MCONNECT: send CONNECT; the result URC comes with CONNACK (or its lack)."""
         parts = self._params(args, 2)
         try:
             if len(parts) != 2:
@@ -558,9 +578,10 @@ class Firmware:
             return [self._lines("OK", command="MCONNECT"), StartTls(self.socket_id)]
         return [self._lines("OK", command="MCONNECT"), *self._flush_session()]
 
-    # --- 2.4 / 2.5 MSUB, MUNSUB
+    # --- 2.4 AT+MSUB
 
     def _msub(self, args: bytes, now: float) -> list[Action]:
+        """2.4 AT+MSUB: SUBSCRIBE; the result URC comes with SUBACK."""
         parts = self._params(args, 2)
         try:
             if len(parts) != 2:
@@ -580,7 +601,10 @@ class Firmware:
         self._pending.append(_Pending("MSUB", packet_id))
         return [self._lines("OK", command="MSUB"), *self._flush_session()]
 
+    # --- 2.5 AT+MUNSUB
+
     def _munsub(self, args: bytes, now: float) -> list[Action]:
+        """2.5 AT+MUNSUB: UNSUBSCRIBE; the result URC comes with UNSUBACK."""
         topic = _text(self._params(args, 1)[0] if args.strip() else b"")
         if not topic or b"," in args:
             return self._answer("MUNSUB", False, 2)
@@ -595,19 +619,10 @@ class Firmware:
         self._pending.append(_Pending("MUNSUB", packet_id))
         return [self._lines("OK", command="MUNSUB"), *self._flush_session()]
 
-    # --- 2.6 / 2.7 MPUB, MPUBEX
-
-    def _params(self, args: bytes, count: int, *, keep_last: bool = False) -> list[bytes]:
-        """`_params`, then the profile's reading of quotes and message spaces (GEN-7)."""
-        p = self.profile
-        parts = _params(
-            args, count, keep_last=keep_last and not p.trim_message, trim=p.trim_parameters
-        )
-        if p.strip_quotes:
-            parts = [_unquote(part) for part in parts]
-        return parts
+    # --- 2.6 AT+MPUB
 
     def _publish_params(self, parts: list[bytes]) -> tuple[str, int, bool]:
+        """Topic, qos and retain of MPUB and MPUBEX."""
         topic = _text(parts[0])
         limit = TOPIC_MAX + 1 if self._bug("mpub_topic_65_accepted") else TOPIC_MAX
         if not topic or len(topic) > limit:
@@ -615,6 +630,7 @@ class Firmware:
         return topic, _int(parts[1], (0, 1, 2)), bool(_int(parts[2], (0, 1)))
 
     def _mpub(self, args: bytes, now: float) -> list[Action]:
+        """2.6 AT+MPUB: publish a message given on the command line."""
         parts = self._params(args, 4, keep_last=True)
         try:
             if len(parts) != 4:
@@ -635,7 +651,11 @@ class Firmware:
             qos = 0
         return self._publish("MPUB", topic, qos, retain, message, now)
 
+    # --- 2.7 AT+MPUBEX
+
     def _mpubex(self, args: bytes, now: float) -> list[Action]:
+        """2.7 AT+MPUBEX: prompt for `<message_len>` bytes of data (`serial_received` takes
+        them, `_finish_mpubex` publishes them)."""
         parts = self._params(args, 4)
         limit = MPUBEX_MESSAGE_MAX + 1 if self._bug("mpubex_1361_accepted") else MPUBEX_MESSAGE_MAX
         too_long = False
@@ -657,6 +677,7 @@ class Firmware:
         return [SerialOut(b"\r\n" + self.profile.prompt, self.profile.latency_of("MPUBEX"))]
 
     def _finish_mpubex(self, now: float) -> list[Action]:
+        """2.7: the data is in."""
         data, self._data = self._data, None
         assert data is not None
         self._timers.pop("data", None)
@@ -677,6 +698,7 @@ class Firmware:
     def _publish(
         self, name: str, topic: str, qos: int, retain: bool, payload: bytes, now: float
     ) -> list[Action]:
+        """PUBLISH for MPUB and MPUBEX; QoS 0 is done at once, QoS 1 and 2 wait for the broker."""
         assert self.session is not None
         if self._bug("retain_ignored"):
             retain = False
@@ -691,9 +713,10 @@ class Firmware:
         self._pending.append(_Pending(name, packet_id))
         return [*self._flush_session(), self._lines("OK", command=name)]
 
-    # --- 2.8 / 2.9 MDISCONNECT, MIPCLOSE
+    # --- 2.8 AT+MDISCONNECT
 
     def _mdisconnect(self, args: bytes, now: float) -> list[Action]:
+        """2.8 AT+MDISCONNECT: send DISCONNECT; TCP stays until MIPCLOSE (MDISCONNECT-1)."""
         if self.state is not ConnState.MQTT_UP or self.session is None:
             return self._answer("MDISCONNECT", False, 1)
         if self._bug("mdisconnect_no_packet"):
@@ -704,14 +727,18 @@ class Firmware:
         self.connection.fire(ConnEvent.MDISCONNECT)
         return [*out, *self._answer("MDISCONNECT", True, None)]
 
+    # --- 2.9 AT+MIPCLOSE
+
     def _mipclose(self, args: bytes, now: float) -> list[Action]:
+        """2.9 AT+MIPCLOSE: let the socket go, from any state (MIPCLOSE-1)."""
         status_stays = self._bug("mipclose_status_stays") and self.state is not ConnState.IDLE
         out = [] if status_stays else self._drop_socket(ConnEvent.MIPCLOSE)
         return [*out, *self._answer("MIPCLOSE", True)]
 
-    # --- 2.10 / 2.11 switches
+    # --- 2.10 AT+MQTTSSL
 
     def _mqttssl(self, args: bytes, now: float) -> list[Action]:
+        """2.10 AT+MQTTSSL: TLS for the next MIPSTART (MQTTSSL-1)."""
         allowed = (b"0", b"1", b"2") if self._bug("mqttssl_accepts_2") else (b"0", b"1")
         value = args.strip()
         if value not in allowed:
@@ -722,12 +749,16 @@ class Firmware:
         return [self._lines("OK", command="MQTTSSL")]
 
     def _mmqttssl(self, args: bytes, now: float) -> list[Action]:
-        """Example 1.2's `AT+MMQTTSSL`: a typo for AT+MQTTSSL, or taken as it (FLOW-SSL)."""
+        """2.10 as example 1.2 spells it, `AT+MMQTTSSL`: a typo, or taken as AT+MQTTSSL
+        (FLOW-SSL)."""
         if not self.profile.mmqttssl_alias:
             return [self._lines("ERROR")]
         return self._mqttssl(args, now)
 
-    def _msgset(self, args: bytes, now: float) -> list[Action]:
+    # --- 2.11 AT+MQTTMSGSET
+
+    def _mqttmsgset(self, args: bytes, now: float) -> list[Action]:
+        """2.11 AT+MQTTMSGSET: incoming messages printed at once (0) or stored (1)."""
         allowed = (b"0", b"1", b"2") if self._bug("msgset_accepts_2") else (b"0", b"1")
         if args.strip() not in allowed:
             return self._switch_refused("MQTTMSGSET")
@@ -738,9 +769,10 @@ class Firmware:
             self.manual = manual
         return [self._lines("OK", command="MQTTMSGSET")]
 
-    # --- 2.12-2.14 queries
+    # --- 2.12 AT+MQTTMSGGET
 
-    def _msgget(self, args: bytes, now: float, *, all_slots: bool = False) -> list[Action]:
+    def _mqttmsgget(self, args: bytes, now: float, *, all_slots: bool = False) -> list[Action]:
+        """2.12 AT+MQTTMSGGET=<n>: print a stored message (MSGGET-1, -2, -4)."""
         if all_slots:
             indexes = [0] if self._bug("msgget_all_first_only") else list(range(SLOTS))
             stored = [m for i in indexes if (m := self.slots[i]) is not None]
@@ -764,16 +796,23 @@ class Firmware:
         final = self.profile.msgget_invalid_final
         return [self._lines("+MQTTMSGGET:INVALID", final, command="MQTTMSGGET")]
 
-    def _msgget_all(self, args: bytes, now: float) -> list[Action]:
-        return self._msgget(args, now, all_slots=True)
+    def _mqttmsgget_all(self, args: bytes, now: float) -> list[Action]:
+        """2.12 AT+MQTTMSGGET without `<n>`: every stored message (MSGGET-3)."""
+        return self._mqttmsgget(args, now, all_slots=True)
 
-    def _ceer(self, args: bytes, now: float) -> list[Action]:
+    # --- 2.13 AT+MQTTCEER
+
+    def _mqttceer(self, args: bytes, now: float) -> list[Action]:
+        """2.13 AT+MQTTCEER: the result type of the last failure (CEER-1)."""
         code = self.ceer + 1 if self._bug("ceer_code_off_by_one") and self.ceer else self.ceer
         if self._bug("ceer_always_0"):
             code = 0
         return [self._lines(f"+MQTTCEER: {code}", "OK", command="MQTTCEER")]
 
-    def _statu(self, args: bytes, now: float) -> list[Action]:
+    # --- 2.14 AT+MQTTSTATU
+
+    def _mqttstatu(self, args: bytes, now: float) -> list[Action]:
+        """2.14 AT+MQTTSTATU: the connection state as 0, 1 or 2 (STATU-1, `mqtt_status`)."""
         return [self._lines(f"+MQTTSTATU: {self.mqtt_status}", "OK", command="MQTTSTATU")]
 
     # --- bench commands (not in the guide; what a rig needs: DEV-1, DEV-2)
@@ -1018,7 +1057,25 @@ class Firmware:
             self._timers.pop(timer, None)
         return out
 
+    #: `NAME` + `=`, `?` or nothing → handler: chapter 2 in the guide's order, then the
+    #: bench commands.
     _EXTENDED: ClassVar[dict[str, Callable[[Firmware, bytes, float], list[Action]]]] = {
+        "MCONFIG=": _mconfig,  # 2.1
+        "MIPSTART=": _mipstart,  # 2.2
+        "MCONNECT=": _mconnect,  # 2.3
+        "MSUB=": _msub,  # 2.4
+        "MUNSUB=": _munsub,  # 2.5
+        "MPUB=": _mpub,  # 2.6
+        "MPUBEX=": _mpubex,  # 2.7
+        "MDISCONNECT": _mdisconnect,  # 2.8
+        "MIPCLOSE": _mipclose,  # 2.9
+        "MQTTSSL=": _mqttssl,  # 2.10
+        "MMQTTSSL=": _mmqttssl,  # 2.10 as example 1.2 spells it
+        "MQTTMSGSET=": _mqttmsgset,  # 2.11
+        "MQTTMSGGET=": _mqttmsgget,  # 2.12
+        "MQTTMSGGET": _mqttmsgget_all,  # 2.12
+        "MQTTCEER": _mqttceer,  # 2.13
+        "MQTTSTATU": _mqttstatu,  # 2.14
         "CGMR": _cgmr,
         "CPIN?": _cpin_q,
         "CREG?": _creg_q,
@@ -1027,22 +1084,6 @@ class Firmware:
         "CGATT=": _cgatt_set,
         "CFUN?": _cfun_q,
         "CFUN=": _cfun_set,
-        "MQTTSSL=": _mqttssl,
-        "MMQTTSSL=": _mmqttssl,
-        "MQTTMSGSET=": _msgset,
-        "MCONFIG=": _mconfig,
-        "MIPSTART=": _mipstart,
-        "MCONNECT=": _mconnect,
-        "MSUB=": _msub,
-        "MUNSUB=": _munsub,
-        "MPUB=": _mpub,
-        "MPUBEX=": _mpubex,
-        "MDISCONNECT": _mdisconnect,
-        "MIPCLOSE": _mipclose,
-        "MQTTMSGGET=": _msgget,
-        "MQTTMSGGET": _msgget_all,
-        "MQTTCEER": _ceer,
-        "MQTTSTATU": _statu,
     }
 
 
