@@ -62,12 +62,11 @@ TRANSITIONS: MappingProxyType[tuple[ConnState, ConnEvent], ConnState] = MappingP
         (S.MQTT_CONNECTING, E.MCONNECT_FAILED): S.IDLE,
         # 2.8 MDISCONNECT
         (S.MQTT_UP, E.MDISCONNECT): S.MQTT_CLOSED,
-        # dropped by the server or the link: only an MQTT connection leaves a trace
-        (S.TCP_OPENING, E.CONNECTION_LOST): S.IDLE,
+        # dropped by the server or the link (a close, a bad packet, no PINGRESP) or by the
+        # module (the idle drop): only an MQTT connection leaves a trace in MQTTSTATU
         (S.TCP_UP, E.CONNECTION_LOST): S.IDLE,
         (S.MQTT_CONNECTING, E.CONNECTION_LOST): S.IDLE,
         (S.MQTT_UP, E.CONNECTION_LOST): S.DROPPED,
-        (S.MQTT_CLOSED, E.CONNECTION_LOST): S.IDLE,
         # detach or flight mode: whatever stands is gone
         **{(state, E.NETWORK_LOST): S.IDLE for state in S if state is not S.IDLE},
         # 2.9 MIPCLOSE: always answered SUCCESS, from every state
