@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from test_sim_firmware import Module
@@ -230,3 +231,18 @@ def test_mqttstatu_in_every_state_the_flows_pass_through(profile: Profile) -> No
         assert status == mqtt_status(expected, profile), step
         seen.add(expected)
     assert seen == set(ConnState)
+
+
+def test_the_table_in_docs_simulator_md_is_the_codes() -> None:
+    """docs/simulator.md draws `TRANSITIONS` as a matrix: it must say what the code does."""
+    text = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
+    lines = text.split("| from \\ event |", 1)[1].split("\n\n", 1)[0].splitlines()
+    header = [cell.strip(" `") for cell in lines[0].split("|")[1:-1]]
+    drawn = {}
+    for row in lines[2:]:
+        cells = [cell.strip(" `") for cell in row.split("|")[1:-1]]
+        for name, cell in zip(header, cells[1:], strict=True):
+            if cell != "—":
+                drawn[ConnState[cells[0]], ConnEvent[name]] = ConnState[cell]
+    assert [ConnEvent[name] for name in header] == list(ConnEvent)
+    assert drawn == dict(TRANSITIONS)
