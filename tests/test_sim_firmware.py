@@ -665,3 +665,10 @@ def test_untrimmed_parameters_are_the_profiles() -> None:
     assert m.type("AT+MCONFIG= c") == "\r\n+MCONFIG: SUCCESS,0\r\n\r\nOK\r\n"
     assert m.fw.config is not None and m.fw.config.client_id == " c"
     assert m.type("AT+MIPSTART=127.0.0.1, 1883").endswith("+MIPSTART: FAILURE,2\r\n")
+
+
+def test_a_space_after_at_plus_is_the_profiles() -> None:
+    m = Module(Firmware(replace(V32.without_latency(), space_after_plus=False), time_scale=0.01))
+    m.type("ATE0")
+    assert m.type("AT+ MIPCLOSE") == "\r\nERROR\r\n"
+    assert m.type("AT+MIPCLOSE") == "\r\n+MIPCLOSE: SUCCESS\r\n\r\nOK\r\n"

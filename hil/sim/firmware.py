@@ -383,7 +383,7 @@ class Firmware:
         if not rest:
             return [self._lines("OK", command="AT")]
         if rest[:1] == b"+":
-            body = rest[1:].lstrip()
+            body = rest[1:].lstrip() if self.profile.space_after_plus else rest[1:]
             if self.profile.semicolon_ends_line:
                 body = body.split(b";", 1)[0]  # GEN-7: a V.250 command separator
             head, sep, args = _split_command(body)
