@@ -246,3 +246,16 @@ def test_the_table_in_docs_simulator_md_is_the_codes() -> None:
                 drawn[ConnState[cells[0]], ConnEvent[name]] = ConnState[cell]
     assert [ConnEvent[name] for name in header] == list(ConnEvent)
     assert drawn == dict(TRANSITIONS)
+
+
+def test_the_status_bug_touches_only_tcp_without_mqtt() -> None:
+    """`mipstart_status_stays_0` (MIPSTART-1) hides the 2 of TCP_UP, not the 2 a profile
+    gives after MDISCONNECT."""
+    m = Module(Firmware(V32.without_latency(), time_scale=0.01, bugs=frozenset(
+        {"mipstart_status_stays_0"})))
+    m.connect_tcp()
+    assert _statu(m) == 0
+    TRIGGER[E.MCONNECT](m)
+    TRIGGER[E.CONNACK](m)
+    TRIGGER[E.MDISCONNECT](m)
+    assert m.fw.state is S.MQTT_CLOSED and _statu(m) == V32.status_after_mdisconnect == 2

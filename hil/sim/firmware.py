@@ -323,10 +323,9 @@ class Firmware:
     @property
     def mqtt_status(self) -> int:
         """What AT+MQTTSTATU prints now (2.14, STATU-1)."""
-        status = mqtt_status(self.state, self.profile)
-        if status == 2 and self._bug("mipstart_status_stays_0"):
+        if self.state in _TCP_ONLY and self._bug("mipstart_status_stays_0"):
             return 0
-        return status
+        return mqtt_status(self.state, self.profile)
 
     # ------------------------------------------------------------ output helpers
 
@@ -1088,6 +1087,8 @@ class Firmware:
 
 
 _NETWORK_COMMANDS = frozenset({"MIPSTART", "MCONNECT", "MSUB", "MUNSUB", "MPUB", "MPUBEX"})
+#: The states in which TCP stands and MQTT is not (yet) up.
+_TCP_ONLY = frozenset({ConnState.TCP_UP, ConnState.MQTT_CONNECTING})
 #: The states in which the MQTT session runs its own timers (keep-alive, retries).
 _MQTT_SESSION = frozenset({ConnState.MQTT_CONNECTING, ConnState.MQTT_UP})
 
