@@ -13,6 +13,7 @@ from test_sim_firmware import Module
 
 from hil.mqtt import Connack, Puback, encode
 from hil.sim import state as state_module
+from hil.sim.bugs import BUGS
 from hil.sim.firmware import Firmware, SocketClosed, SocketData, SocketFailed, SocketOpened
 from hil.sim.profiles import GUIDE_ALT, PROFILES, V32, Profile
 from hil.sim.state import (
@@ -259,3 +260,24 @@ def test_the_status_bug_touches_only_tcp_without_mqtt() -> None:
     TRIGGER[E.CONNACK](m)
     TRIGGER[E.MDISCONNECT](m)
     assert m.fw.state is S.MQTT_CLOSED and _statu(m) == V32.status_after_mdisconnect == 2
+
+
+
+_SOCKET_EVENTS = {E.TCP_OPENED, E.TCP_FAILED, E.CONNACK, E.MCONNECT_FAILED, E.CONNECTION_LOST}
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_no_bug_takes_the_firmware_out_of_its_table(bug: str) -> None:
+    """A bug is a guarded branch inside a handler: it may change what the module says or
+    skip a transition, never make an illegal one (a suite would catch it for the wrong
+    reason)."""
+    for start, event in EXPECTED:
+        profile = PROFILE_FOR.get((start, event), V32)
+        m = Module(Firmware(profile.without_latency(), time_scale=0.01, bugs=frozenset({bug})))
+        try:
+            REACH[start](m)
+            if event in _SOCKET_EVENTS and m.fw.state is not start:
+                continue  # the bug kept the module elsewhere: the host would not send this
+            TRIGGER[event](m)
+        except IllegalTransition as exc:
+            pytest.fail(f"{bug} on the way to {start.name} + {event.name}: {exc}")
