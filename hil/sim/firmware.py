@@ -318,6 +318,7 @@ class Firmware:
 
     @property
     def state(self) -> ConnState:
+        """The connection's state; it changes only by `self.connection.fire(event)`."""
         return self.connection.state
 
     @property
