@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -665,3 +666,25 @@ def test_untrimmed_parameters_are_the_profiles() -> None:
     assert m.type("AT+MCONFIG= c") == "\r\n+MCONFIG: SUCCESS,0\r\n\r\nOK\r\n"
     assert m.fw.config is not None and m.fw.config.client_id == " c"
     assert m.type("AT+MIPSTART=127.0.0.1, 1883").endswith("+MIPSTART: FAILURE,2\r\n")
+
+
+def test_a_space_after_at_plus_is_the_profiles() -> None:
+    m = Module(Firmware(replace(V32.without_latency(), space_after_plus=False), time_scale=0.01))
+    m.type("ATE0")
+    assert m.type("AT+ MIPCLOSE") == "\r\nERROR\r\n"
+    assert m.type("AT+MIPCLOSE") == "\r\n+MIPCLOSE: SUCCESS\r\n\r\nOK\r\n"
+
+
+def test_handlers_follow_chapter_2_in_the_guides_order() -> None:
+    """Each guide command's handler names its section first; the table keeps the guide's order."""
+    sections = []
+    for name, handler in Firmware._EXTENDED.items():
+        doc = handler.__doc__ or ""
+        found = re.match(r"2\.(\d+) (?:AT\+(\w+)|as example 1\.2 spells it)", doc)
+        if name.startswith("C"):  # the bench commands come after the guide's
+            assert found is None and sections, name
+            continue
+        assert found is not None, f"{name}: {doc!r}"
+        assert found[2] in (None, name.rstrip("=?")), name
+        sections.append(int(found[1]))
+    assert sections == sorted(sections) and set(sections) == set(range(1, 15))

@@ -123,6 +123,9 @@ class Profile:
     #: GEN-5: spaces around parameters (`AT+MPUB= topic,…` in the guide) are taken off.
     #: Both profiles: the guide's example depends on it.
     trim_parameters: bool = True
+    #: GEN-5: a space after `AT+` (`AT+ MIPCLOSE`, section 2.9's example) is passed over.
+    #: Both profiles: the guide's example depends on it.
+    space_after_plus: bool = True
     #: GEN-7: the longest client id sent in CONNECT (longer ones cut); None: any length.
     client_id_max: int | None = None
     #: GEN-7: `;` is a V.250 command separator: the parameters end at the first one.
