@@ -118,4 +118,8 @@ def _run_part(part: str, args: argparse.Namespace, scratch: Path,
         with stand(scratch, seed=args.seed) as bench:
             return soak(bench, _size(args, "soak_minutes"), args.seed,
                         progress=lambda line: print(f"  {line}", flush=True))
+    if part == "fuzz":
+        from hil.reliability.fuzz import fuzz
+
+        return fuzz(int(_size(args, "fuzz_inputs")), args.seed)
     raise AssertionError(f"part {part} has no runner")

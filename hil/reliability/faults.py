@@ -59,6 +59,7 @@ class Trial:
     reported: str | None = None  # category, None: the step passed
     message: str = ""
     hang: bool = False
+    provoked: bool = True  # the fault's byte was reached
     recovered: bool = False
     recovery_s: float | None = None
     next_test: str = ""
@@ -130,6 +131,7 @@ class Campaign:
         arm, step = getattr(self, f"_{kind}")(index)
         trial = Trial(kind, index, arm())
         exc = bounded(step, STEP_BOUND_S + HANG_MARGIN_S)
+        trial.provoked = stand.relay.disarm() == 0
         for thread in self._after:  # faults that play out on their own (kill, replug)
             thread.join(10)
         self._after.clear()
@@ -191,20 +193,23 @@ class Campaign:
         payload = self._payload(1, 200)
         return topic, payload, len(f"AT+MPUB={topic},1,0,".encode()) + len(payload) + 1
 
-    def _some_command(self, index: int) -> Callable[[], Any]:
+    def _some_command(self, index: int) -> tuple[Callable[[], Any], int]:
+        """A command a test sends, and its length on the line (with its CR)."""
         at = self.at
-        topic, payload, _ = self._mpub_command(index)
+        topic, payload, mpub_len = self._mpub_command(index)
+        qos = self.rng.randint(0, 2)
+        sub = f"rel/sub/{index}"
         return self.rng.choice([
-            lambda: _ok(at.statu(), "MQTTSTATU"),
-            lambda: _ok(at.ceer(), "MQTTCEER"),
-            lambda: _ok(at.ati(), "ATI"),
-            lambda: _ok(at.msub(f"rel/sub/{index}", self.rng.randint(0, 2)), "MSUB"),
-            lambda: _ok(at.mpub(topic, self.rng.randint(0, 2), 0, payload), "MPUB"),
+            (lambda: _ok(at.statu(), "MQTTSTATU"), len("AT+MQTTSTATU\r")),
+            (lambda: _ok(at.ceer(), "MQTTCEER"), len("AT+MQTTCEER\r")),
+            (lambda: _ok(at.ati(), "ATI"), len("ATI\r")),
+            (lambda: _ok(at.msub(sub, qos), "MSUB"), len(f"AT+MSUB={sub},{qos}\r")),
+            (lambda: _ok(at.mpub(topic, 1, 0, payload), "MPUB"), mpub_len),
         ])
 
     def _silent_mid_command(self, index: int):
         self.stand.connect(f"rel-silent-{index}")
-        command = self._some_command(index)
+        command, _ = self._some_command(index)
         n = _rx_bytes(self.stand, command)
 
         def arm() -> str:
@@ -285,8 +290,7 @@ class Campaign:
     def _port_vanished(self, index: int):
         stand = self.stand
         stand.connect(f"rel-vanish-{index}")
-        command = self._some_command(index)
-        n = len("AT+MQTTSTATU\r")  # the shortest command of `_some_command`
+        command, n = self._some_command(index)
         back_after = self.rng.uniform(0.1, 0.5)
 
         def unplug() -> None:
@@ -350,6 +354,7 @@ class KindFigures:
     recovered: int = 0
     hangs: int = 0
     misreported: int = 0
+    not_provoked: int = 0
     no_effect: int = 0
     reported: dict[str, int] = field(default_factory=dict)
     recovery_s_p50: float | None = None
@@ -365,10 +370,11 @@ def figures(kind: str, trials: list[Trial]) -> KindFigures:
         out.recovered += t.recovered
         out.hangs += t.hang
         out.misreported += t.misreported
+        out.not_provoked += not t.provoked
         out.no_effect += t.reported is None and not t.misreported
         key = t.reported or "passed"
         out.reported[key] = out.reported.get(key, 0) + 1
-        if (t.misreported or not t.recovered) and len(out.examples) < 5:
+        if (t.misreported or not t.recovered or not t.provoked) and len(out.examples) < 5:
             out.examples.append(asdict(t))
     if times:
         out.recovery_s_p50 = round(percentile(times, 50), 3)
@@ -393,7 +399,7 @@ def campaign(stand: Stand, kinds: tuple[str, ...], trials: int, seed: int,
             trial = Trial(kind, i, "set-up", message=f"{type(exc).__name__}: {exc}"[:300])
             run._repair()
         done[kind].append(trial)
-        if trial.misreported or not trial.recovered:
+        if trial.misreported or not trial.recovered or not trial.provoked:
             progress(f"{kind} #{i}: {trial.point}: reported {trial.reported}, "
                      f"next test {trial.next_test} ({trial.message[:120]})")
     return [figures(kind, done[kind]) for kind in kinds]

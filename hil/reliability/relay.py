@@ -108,6 +108,14 @@ class LineRelay:
         with self._lock:
             self._triggers.append(_Trigger(direction, max(0, nbytes), action))
 
+    def disarm(self) -> int:
+        """Drop armed triggers and damage (mutes stay); returns how many had not fired."""
+        with self._lock:
+            left = len(self._triggers)
+            self._triggers.clear()
+            self._damage.clear()
+            return left
+
     def clear(self) -> None:
         """No fault armed, nothing muted."""
         with self._lock:

@@ -22,6 +22,9 @@ def failures(figures: dict[str, Any]) -> list[str]:
             out.append(f"faults {name}: {kind['hangs']} hang(s)")
         if kind["misreported"]:
             out.append(f"faults {name}: {kind['misreported']} misreported")
+        if kind["not_provoked"]:
+            out.append(f"faults {name}: {kind['not_provoked']} trial(s) never reached their "
+                       "fault's byte")
         if kind["recovered"] != kind["trials"]:
             out.append(f"faults {name}: {kind['trials'] - kind['recovered']} not recovered")
     soak = figures.get("soak")
@@ -90,12 +93,26 @@ def render_soak(part: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def render_fuzz(part: dict[str, Any]) -> str:
+    rows = [
+        "| target | inputs | bytes | crashes | framed wrongly | with payload traps "
+        "| MalformedPacket (documented) | time |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for t in part["targets"]:
+        traps = t["payload_traps"] if "framer" in t["target"] else "–"
+        malformed = t["malformed"] if "codec" in t["target"] else "–"
+        rows.append(f"| {t['target']} | {t['inputs']} | {t['bytes']} | {t['crashes']} "
+                    f"| {t['mismatches']} | {traps} | {malformed} | {t['seconds']:g} s |")
+    return "\n".join(rows)
+
+
 def render(figures: dict[str, Any]) -> dict[str, str]:
     """part → its markdown table, with the command and time it took."""
     out = {}
     head = (f"`{figures['command']}` ({figures['form']} form, seed {figures['seed']}, "
             f"started {figures['started']})")
-    renderers = {"faults": render_faults, "soak": render_soak}
+    renderers = {"faults": render_faults, "soak": render_soak, "fuzz": render_fuzz}
     for part, render_part in renderers.items():
         if part in figures:
             body = render_part(figures[part])
