@@ -117,7 +117,9 @@ def _tests(document: Any, path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
     out = {}
     for row in rows:
         _need(isinstance(row, dict) and isinstance(row.get("nodeid"), str)
-              and isinstance(row.get("outcome"), str), path, f"malformed test entry {row!r}")
+              and isinstance(row.get("outcome"), str)
+              and isinstance(row.get("clauses") or [], list), path,
+              f"malformed test entry {row!r}")
         out[row["nodeid"]] = (row["outcome"], tuple(str(c) for c in row.get("clauses") or ()))
     return out
 
@@ -195,9 +197,11 @@ def snapshot_of_run(folder: Path) -> Snapshot:
     characterization = _optional(folder / "characterization.json")
     timings = _optional(folder / "timings.json")
     throughput = _optional(folder / "throughput.json")
-    identity = dict(run.get("identity") or {})
+    identity = run.get("identity") or {}
     if not identity and isinstance(characterization, dict):
-        identity = dict(characterization.get("device") or {})
+        identity = characterization.get("device") or {}
+    _need(isinstance(identity, dict) and all(isinstance(v, str) for v in identity.values()),
+          results_path, "the module's identity is not a table of strings")
     firmware = _firmware(identity)
     if timings is None:
         notes.append(f"{folder.name}: no timings.json: no latency samples")
@@ -277,8 +281,13 @@ def snapshot_of_document(document: Any, path: Path) -> Snapshot:
             isinstance(v, list) and all(isinstance(x, int | float) for x in v)
             for v in by_test.values()), path, f"latency of {command} is malformed")
         latency[command] = {t: [float(x) for x in v] for t, v in by_test.items()}
+    _need(all(isinstance(v, int | float) and not isinstance(v, bool)
+              for figures in document["throughput"].values() if isinstance(figures, dict)
+              for v in figures.values()), path, "a throughput figure is not a number")
     throughput = {s: {f: float(v) for f, v in figures.items()}
                   for s, figures in document["throughput"].items() if isinstance(figures, dict)}
+    _need(all(isinstance(v, str) for v in document["firmware"].values()), path,
+          "the firmware table holds something other than strings")
     accepted = {k: str(v) for k, v in document["accepted"].items()}
     firmware = {k: str(v) for k, v in document["firmware"].items()}
     revision = firmware.get("revision") or firmware.get("CGMR") or "unknown firmware"

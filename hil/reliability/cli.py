@@ -32,6 +32,7 @@ SIZES: dict[str, tuple[float, float]] = {
     "trials": (3, 100),
     "soak_minutes": (0.5, 20.0),
     "fuzz_inputs": (20_000, 1_000_000),
+    "broken_files": (40, 1000),
 }
 
 
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fuzz-inputs", type=int, default=None,
                         help="generated inputs for each of the framer and the codec "
                         "(default 10^6; 20000 with --short)")
+    parser.add_argument("--broken-files", type=int, default=None,
+                        help="broken rig files, run folders and baselines of each kind "
+                        "(default 1000; 40 with --short)")
     parser.add_argument("--seed", type=int, default=1, help="seed of every random choice")
     parser.add_argument("--reports", type=Path, default=None, metavar="DIR",
                         help="where the run folder goes (default: reports/ of the project)")
@@ -122,4 +126,8 @@ def _run_part(part: str, args: argparse.Namespace, scratch: Path,
         from hil.reliability.fuzz import fuzz
 
         return fuzz(int(_size(args, "fuzz_inputs")), args.seed)
+    if part == "inputs":
+        from hil.reliability.inputs import corpus
+
+        return corpus(scratch, int(_size(args, "broken_files")), args.seed)
     raise AssertionError(f"part {part} has no runner")

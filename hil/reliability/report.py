@@ -107,12 +107,25 @@ def render_fuzz(part: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def render_inputs(part: dict[str, Any]) -> str:
+    rows = [
+        "| broken input | cases | refused in one line | of which naming the file "
+        "| still valid (read) | traceback or unclear |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for k in part["kinds"]:
+        rows.append(f"| {k['kind']} | {k['cases']} | {k['clear']} | {k['naming_the_file']} "
+                    f"| {k['accepted']} | {k['unclear']} |")
+    return "\n".join(rows)
+
+
 def render(figures: dict[str, Any]) -> dict[str, str]:
     """part → its markdown table, with the command and time it took."""
     out = {}
     head = (f"`{figures['command']}` ({figures['form']} form, seed {figures['seed']}, "
             f"started {figures['started']})")
-    renderers = {"faults": render_faults, "soak": render_soak, "fuzz": render_fuzz}
+    renderers = {"faults": render_faults, "soak": render_soak, "fuzz": render_fuzz,
+                 "inputs": render_inputs}
     for part, render_part in renderers.items():
         if part in figures:
             body = render_part(figures[part])
