@@ -130,4 +130,8 @@ def _run_part(part: str, args: argparse.Namespace, scratch: Path,
         from hil.reliability.inputs import corpus
 
         return corpus(scratch, int(_size(args, "broken_files")), args.seed)
+    if part == "secrets":
+        from hil.reliability.secrets import secrets_run
+
+        return secrets_run(scratch)
     raise AssertionError(f"part {part} has no runner")

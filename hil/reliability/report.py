@@ -119,13 +119,29 @@ def render_inputs(part: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def render_secrets(part: dict[str, Any]) -> str:
+    if "secrets" not in part:
+        return f"the run did not happen: {'; '.join(part['failures'])}"
+    tests = ", ".join(f"{name} {outcome}" for name, outcome in part["tests"].items())
+    return "\n".join([
+        "| secrets | files scanned | HTML report | masks in the run | masked spans on the line "
+        "| hits |",
+        "| ---: | ---: | --- | ---: | ---: | ---: |",
+        f"| {part['secrets']} ({', '.join(part['kinds'])}) | {part['files_scanned']} "
+        f"| {'built, scanned' if part['html_report'] else 'not built'} | {part['masks_in_run']} "
+        f"| {part['masked_spans_on_the_line']} | {part['hits']} |",
+        "",
+        f"Planted tests: {tests}.",
+    ])
+
+
 def render(figures: dict[str, Any]) -> dict[str, str]:
     """part → its markdown table, with the command and time it took."""
     out = {}
     head = (f"`{figures['command']}` ({figures['form']} form, seed {figures['seed']}, "
             f"started {figures['started']})")
     renderers = {"faults": render_faults, "soak": render_soak, "fuzz": render_fuzz,
-                 "inputs": render_inputs}
+                 "inputs": render_inputs, "secrets": render_secrets}
     for part, render_part in renderers.items():
         if part in figures:
             body = render_part(figures[part])
