@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,9 +30,9 @@ PARTS = ("faults", "soak", "fuzz", "inputs", "secrets")
 
 #: (short, long) sizes of every part.
 SIZES: dict[str, tuple[float, float]] = {
-    "trials": (3, 100),
-    "soak_minutes": (0.5, 20.0),
-    "fuzz_inputs": (20_000, 1_000_000),
+    "trials": (2, 100),
+    "soak_minutes": (0.25, 15.0),
+    "fuzz_inputs": (10_000, 1_000_000),
     "broken_files": (40, 1000),
 }
 
@@ -42,12 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=",".join(PARTS), metavar="PARTS",
                         help=f"comma-separated parts to run, of {', '.join(PARTS)} (default: all)")
     parser.add_argument("--trials", type=int, default=None,
-                        help="trials per fault kind (default 100; 3 with --short)")
+                        help="trials per fault kind (default 100; 2 with --short)")
     parser.add_argument("--soak-minutes", type=float, default=None,
-                        help="wall-clock minutes of soak (default 20; 0.5 with --short)")
+                        help="wall-clock minutes of soak (default 15; 0.25 with --short)")
     parser.add_argument("--fuzz-inputs", type=int, default=None,
                         help="generated inputs for each of the framer and the codec "
-                        "(default 10^6; 20000 with --short)")
+                        "(default 10^6; 10000 with --short)")
     parser.add_argument("--broken-files", type=int, default=None,
                         help="broken rig files, run folders and baselines of each kind "
                         "(default 1000; 40 with --short)")
@@ -80,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
         "form": "short" if args.short else "long",
         "seed": args.seed,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "commit": _commit(),
     }
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hil-reliability-") as scratch:
@@ -102,6 +104,16 @@ def main(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"hil reliability: bound not met: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _commit() -> str | None:
+    """The harness's git commit, so figures can be traced to the code that made them."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, timeout=5,
+                              capture_output=True, text=True, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
 
 
 def _run_part(part: str, args: argparse.Namespace, scratch: Path,

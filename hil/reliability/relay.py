@@ -16,6 +16,7 @@ import os
 import random
 import select
 import threading
+import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -193,12 +194,16 @@ class LineRelay:
                 if not data and fd == up:
                     self._drop_ports()
                     return
-                self._forward(direction, data)
+                self._forward(direction, data, sink)
             if self._out[direction]:
                 self._flush(direction, sink)
 
-    def _forward(self, direction: str, data: bytes) -> None:
-        """Count, apply triggers at their byte, mute and damage; queue what is left."""
+    def _forward(self, direction: str, data: bytes, sink: int) -> None:
+        """Count, apply triggers at their byte, mute and damage; queue what is left.
+
+        The bytes before a trigger's offset are written out before its action runs: a
+        power cut at byte k finds k bytes at the module.
+        """
         while data:
             with self._lock:
                 due = [t for t in self._triggers if t.direction == direction]
@@ -206,6 +211,7 @@ class LineRelay:
             if first is not None and first.left < len(data):
                 head, data = data[: first.left], data[first.left :]
                 self._pass(direction, head)
+                self._flush(direction, sink, wait=True)
                 with self._lock:
                     for t in due:
                         t.left -= len(head)
@@ -239,15 +245,20 @@ class LineRelay:
             self._passed[direction] += len(data)
             self._out[direction] += data
 
-    def _flush(self, direction: str, fd: int) -> None:
-        with self._lock:
-            out = self._out[direction]
-            if not out:
+    def _flush(self, direction: str, fd: int, *, wait: bool = False) -> None:
+        """Write what is queued; with `wait`, all of it (bounded: a port nobody reads)."""
+        end = time.monotonic() + 1.0
+        while True:
+            with self._lock:
+                out = self._out[direction]
+                if not out:
+                    return
+                try:
+                    del out[: os.write(fd, out)]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return  # the port is going: _pump notices on its next read
+            if not wait or time.monotonic() > end:
                 return
-            try:
-                written = os.write(fd, out)
-            except BlockingIOError:
-                return
-            except OSError:
-                return  # the port is going: _pump notices on its next read
-            del out[:written]
+            select.select([], [fd], [], 0.01)

@@ -139,7 +139,8 @@ def render(figures: dict[str, Any]) -> dict[str, str]:
     """part → its markdown table, with the command and time it took."""
     out = {}
     head = (f"`{figures['command']}` ({figures['form']} form, seed {figures['seed']}, "
-            f"started {figures['started']})")
+            f"commit {figures.get('commit') or '?'}, started {figures['started']}, "
+            f"{figures['machine']['cpus']} CPUs)")
     renderers = {"faults": render_faults, "soak": render_soak, "fuzz": render_fuzz,
                  "inputs": render_inputs, "secrets": render_secrets}
     for part, render_part in renderers.items():
