@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import shutil
 import threading
 import time
 import tty
@@ -25,7 +27,7 @@ from hil.mqtt import codec
 from hil.reliability import report
 from hil.reliability.faults import HarnessHang, Trial, bounded, category_of, figures
 from hil.reliability.fuzz import fuzz_codec, fuzz_framer
-from hil.reliability.inputs import InputFigures, judge
+from hil.reliability.inputs import InputFigures, hil, judge, write_run
 from hil.reliability.relay import TO_DCE, TO_DTE, LineRelay
 from hil.reliability.soak import soak_failures
 
@@ -270,3 +272,31 @@ def test_the_doc_gets_each_part_in_its_own_section(tmp_path: Path) -> None:
     assert "new table" in text and "old" not in text and "kept" in text
     with pytest.raises(ValueError, match="reliability:faults"):
         report.update_doc(doc, {"faults": "x"})
+
+
+def test_what_the_corpus_found_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The tracebacks the broken-file corpus found: clauses of the wrong type in a run, a
+    baseline's throughput figure or firmware field of the wrong type."""
+    run = write_run(tmp_path / "run")
+    assert hil(["baseline", "accept", str(run), "--into", str(tmp_path / "b"), "--by", "t"])[0] == 0
+    baseline = next((tmp_path / "b").rglob("baseline.json"))
+    results = json.loads((run / "results.json").read_text())
+    results["tests"][0]["clauses"] = 7
+    bad_run = tmp_path / "bad-run"
+    shutil.copytree(run, bad_run)
+    (bad_run / "results.json").write_text(json.dumps(results))
+    document = json.loads(baseline.read_text())
+    document["throughput"]["qos0"]["messages_per_s"] = {"x": 1}
+    bad_figure = tmp_path / "figure" / "baseline.json"
+    bad_figure.parent.mkdir()
+    bad_figure.write_text(json.dumps(document))
+    document = json.loads(baseline.read_text())
+    document["firmware"]["model"] = {}
+    bad_model = tmp_path / "model" / "baseline.json"
+    bad_model.parent.mkdir()
+    bad_model.write_text(json.dumps(document))
+    fig = InputFigures("found")
+    judge(fig, "clauses", bad_run, ["compare", str(baseline), str(bad_run)])
+    judge(fig, "figure", bad_figure, ["compare", str(bad_figure), str(run)])
+    judge(fig, "model", bad_model, ["compare", str(bad_model), str(run)])
+    assert (fig.clear, fig.naming_the_file) == (3, 3), fig.examples
