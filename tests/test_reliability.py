@@ -272,6 +272,17 @@ def test_the_doc_gets_each_part_in_its_own_section(tmp_path: Path) -> None:
     assert "new table" in text and "old" not in text and "kept" in text
     with pytest.raises(ValueError, match="reliability:faults"):
         report.update_doc(doc, {"faults": "x"})
+    assert report.check_doc(doc, ["fuzz", "soak"]) is None
+    assert "reliability:faults" in report.check_doc(doc, ["fuzz", "faults"])
+
+
+def test_a_doc_without_its_sections_is_refused_before_the_run(tmp_path: Path) -> None:
+    doc = tmp_path / "notes.md"
+    doc.write_text("# notes\n")
+    status, _, err = hil(["reliability", "--only", "fuzz", "--doc", str(doc),
+                            "--reports", str(tmp_path / "reports")])
+    assert status == 2 and err.count("\n") == 1 and "reliability:fuzz" in err
+    assert not (tmp_path / "reports").exists()
 
 
 def test_what_the_corpus_found_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -72,6 +72,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"hil reliability: unknown part {', '.join(unknown)}: choose from "
               f"{', '.join(PARTS)}", file=sys.stderr)
         return 2
+    if args.doc is not None and (problem := report.check_doc(args.doc, parts)):
+        print(f"hil reliability: --doc {problem}", file=sys.stderr)
+        return 2
     folder = new_run_dir(args.reports or ROOT / "reports")
     figures: dict[str, Any] = {
         "schema": 1,

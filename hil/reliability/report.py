@@ -154,11 +154,28 @@ def as_document(tables: dict[str, str]) -> str:
     return "".join(f"## {part}\n\n{table}\n\n" for part, table in tables.items())
 
 
+def _section(part: str) -> tuple[str, str]:
+    return f"<!-- reliability:{part} -->", f"<!-- /reliability:{part} -->"
+
+
+def check_doc(path: Path, parts: list[str]) -> str | None:
+    """What is wrong with `path` as the doc for `parts` (before a long run), or None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{path}: cannot read it: {exc}"
+    missing = [part for part in parts if any(m not in text for m in _section(part))]
+    if missing:
+        return (f"{path}: no {' / '.join(_section(missing[0]))} section for the "
+                f"{missing[0]} figures: add the two markers")
+    return None
+
+
 def update_doc(path: Path, tables: dict[str, str]) -> None:
     """Replace each part's marked section of `path`; a missing marker pair is an error."""
     text = path.read_text(encoding="utf-8")
     for part, table in tables.items():
-        begin, end = f"<!-- reliability:{part} -->", f"<!-- /reliability:{part} -->"
+        begin, end = _section(part)
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
         if not pattern.search(text):
             raise ValueError(f"{path}: no {begin} … {end} section to write the {part} "
