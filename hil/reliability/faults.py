@@ -213,7 +213,9 @@ class Campaign:
         n = _rx_bytes(self.stand, command)
 
         def arm() -> str:
-            k = self.rng.randrange(n)
+            # not at the last byte: the answer ends in CR LF and a lone CR ends a line, so a
+            # silence that takes only the final LF takes nothing a command waits for
+            k = self.rng.randrange(max(1, n - 1))
             relay = self.stand.relay
             relay.after(TO_DTE, k, lambda: relay.mute(TO_DTE, TO_DCE))
             return f"module silent from byte {k} of a {n}-byte answer"
