@@ -29,7 +29,7 @@ from hil.reliability.faults import HarnessHang, Trial, bounded, category_of, fig
 from hil.reliability.fuzz import fuzz_codec, fuzz_framer
 from hil.reliability.inputs import InputFigures, hil, judge, write_run
 from hil.reliability.relay import TO_DCE, TO_DTE, LineRelay
-from hil.reliability.soak import soak_failures
+from hil.reliability.soak import Tally, soak_failures
 
 
 def _wait(done, timeout: float = 5.0) -> None:
@@ -311,3 +311,19 @@ def test_what_the_corpus_found_is_refused_in_one_line(tmp_path: Path) -> None:
     judge(fig, "figure", bad_figure, ["compare", str(bad_figure), str(run)])
     judge(fig, "model", bad_model, ["compare", str(bad_model), str(run)])
     assert (fig.clear, fig.naming_the_file) == (3, 3), fig.examples
+
+
+def test_the_soak_tally_matches_ids_and_keeps_only_recent_ones(monkeypatch) -> None:
+    monkeypatch.setattr("hil.reliability.soak.RECENT", 2)
+    tally = Tally()
+    for ident in "abcd":
+        tally.send("up/2", ident)
+    for ident in "abca":  # a twice
+        tally.receive("up/2", ident)
+    tally.receive("up/2", "z")  # never sent
+    tally.refuse("up/2")
+    assert tally.figures() == {"up/2": {"sent": 4, "received": 3, "lost": 1, "duplicated": 0,
+                                        "unexpected": 2, "refused": 1}}
+    tally.receive("up/2", "c")  # recent: a duplicate
+    assert tally.figures()["up/2"]["duplicated"] == 1
+    assert len(tally.flows["up/2"].recent_set) == 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,34 +48,60 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-@dataclass
-class Tally:
-    """Ids sent and received, per direction and QoS."""
+#: Ids received that are remembered per direction and QoS, to tell a duplicate: the
+#: tally keeps counts, the ids still owed and this many recent ones, so that its own memory
+#: does not grow with the soak's length.
+RECENT = 5000
 
-    sent: dict[str, set[str]] = field(default_factory=dict)
-    received: dict[str, list[str]] = field(default_factory=dict)
-    refused: dict[str, int] = field(default_factory=dict)
+
+@dataclass
+class _Flow:
+    sent: int = 0
+    received: int = 0
+    duplicated: int = 0
+    unexpected: int = 0  # received, never sent (or a duplicate older than RECENT ids)
+    refused: int = 0
+    owed: set[str] = field(default_factory=set)
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT))
+    recent_set: set[str] = field(default_factory=set)
+
+
+class Tally:
+    """Messages sent and received, per direction and QoS, matched by id."""
+
+    def __init__(self) -> None:
+        self.flows: dict[str, _Flow] = {}
+
+    def _flow(self, key: str) -> _Flow:
+        return self.flows.setdefault(key, _Flow())
 
     def send(self, key: str, ident: str) -> None:
-        self.sent.setdefault(key, set()).add(ident)
+        flow = self._flow(key)
+        flow.sent += 1
+        flow.owed.add(ident)
+
+    def refuse(self, key: str) -> None:
+        self._flow(key).refused += 1
 
     def receive(self, key: str, ident: str) -> None:
-        self.received.setdefault(key, []).append(ident)
+        flow = self._flow(key)
+        if ident in flow.owed:
+            flow.owed.discard(ident)
+            flow.received += 1
+            if len(flow.recent) == RECENT:
+                flow.recent_set.discard(flow.recent[0])
+            flow.recent.append(ident)
+            flow.recent_set.add(ident)
+        elif ident in flow.recent_set:
+            flow.duplicated += 1
+        else:
+            flow.unexpected += 1
 
     def figures(self) -> dict[str, dict[str, int]]:
-        out = {}
-        for key in sorted(set(self.sent) | set(self.received)):
-            sent = self.sent.get(key, set())
-            got = self.received.get(key, [])
-            out[key] = {
-                "sent": len(sent),
-                "received": len(set(got) & sent),
-                "lost": len(sent - set(got)),
-                "duplicated": len(got) - len(set(got)),
-                "unexpected": len(set(got) - sent),
-                "refused": self.refused.get(key, 0),
-            }
-        return out
+        return {key: {"sent": f.sent, "received": f.received, "lost": len(f.owed),
+                      "duplicated": f.duplicated, "unexpected": f.unexpected,
+                      "refused": f.refused}
+                for key, f in sorted(self.flows.items())}
 
 
 def _ident(payload: bytes) -> tuple[str, str] | None:
@@ -129,7 +156,7 @@ class Soak:
             if result.ok:
                 self.tally.send(key, ident)
             else:
-                self.tally.refused[key] = self.tally.refused.get(key, 0) + 1
+                self.tally.refuse(key)
 
     def down(self, peer: Peer) -> None:
         for qos in QOS:
@@ -285,6 +312,8 @@ def soak_failures(result: dict[str, Any]) -> list[str]:
             out.append(f"soak {key}: {m['duplicated']} duplicated at QoS 2")
         if m["refused"]:
             out.append(f"soak {key}: {m['refused']} publish(es) refused by the module")
+        if m.get("unexpected"):
+            out.append(f"soak {key}: {m['unexpected']} received that were never sent")
     mem, fds = result["memory_kib"], result["fds"]
     if mem["end"] - mem["start"] > mem["bound"]:
         out.append(f"soak: memory grew {mem['end'] - mem['start']} KiB (bound {mem['bound']})")
