@@ -51,7 +51,7 @@ def open_fds() -> int:
 #: Ids received that are remembered per direction and QoS, to tell a duplicate: the
 #: tally keeps counts, the ids still owed and this many recent ones, so that its own memory
 #: does not grow with the soak's length.
-RECENT = 5000
+RECENT = 500
 
 
 @dataclass
