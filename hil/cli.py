@@ -10,6 +10,7 @@ from hil import mutants as mutants_cli
 from hil import run as run_cli
 from hil.acceptance import cli as acceptance_cli
 from hil.broker import cli as broker_cli
+from hil.reliability import cli as reliability_cli
 from hil.sim import cli as sim_cli
 from hil.version import harness_version
 
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     acceptance_cli.add_compare_arguments(compare)
     compare.set_defaults(func=acceptance_cli.compare_main)
+    reliability = sub.add_parser(
+        "reliability",
+        help="fault campaigns, soak, bad input and secrets: figures in reliability.json",
+    )
+    reliability_cli.add_arguments(reliability)
+    reliability.set_defaults(func=reliability_cli.main)
     return parser
 
 

@@ -299,6 +299,9 @@ def load_rig(path: str | Path) -> Rig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RigError(f"{path}: cannot read the rig file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RigError(f"{path}: not UTF-8 text (byte {exc.start}): a rig file is TOML; "
+                       "start from rigs/simulator.toml") from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

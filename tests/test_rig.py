@@ -168,3 +168,10 @@ def test_every_backend_builds_from_its_defaults(tmp_path: Path) -> None:
     power.close()
     assert set(backends()) == {"simulator", "none", "modemlines", "gpio", "uhubctl",
                                    "command", "labgrid", "manual"}
+
+
+def test_a_rig_file_that_is_not_text_is_one_clear_error(tmp_path: Path) -> None:
+    binary = tmp_path / "bench.toml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(RigError, match=r"bench\.toml: not UTF-8 text \(byte 128\)"):
+        load_rig(binary)

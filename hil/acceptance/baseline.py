@@ -134,7 +134,9 @@ def _tests(document: Any, path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
     out = {}
     for row in rows:
         _need(isinstance(row, dict) and isinstance(row.get("nodeid"), str)
-              and isinstance(row.get("outcome"), str), path, f"malformed test entry {row!r}")
+              and isinstance(row.get("outcome"), str)
+              and isinstance(row.get("clauses") or [], list), path,
+              f"malformed test entry {row!r}")
         out[row["nodeid"]] = (row["outcome"], tuple(str(c) for c in row.get("clauses") or ()))
     return out
 
@@ -233,9 +235,11 @@ def snapshot_of_run(folder: Path) -> Snapshot:
     characterization = _optional(folder / "characterization.json")
     timings = _optional(folder / "timings.json")
     throughput = _optional(folder / "throughput.json")
-    identity = dict(run.get("identity") or {})
+    identity = run.get("identity") or {}
     if not identity and isinstance(characterization, dict):
-        identity = dict(characterization.get("device") or {})
+        identity = characterization.get("device") or {}
+    _need(isinstance(identity, dict) and all(isinstance(v, str) for v in identity.values()),
+          results_path, "the module's identity is not a table of strings")
     if timings is None:
         notes.append(f"{folder.name}: no timings.json: no latency samples")
     default = str(run.get("module") or run.get("rig") or "module")
@@ -403,8 +407,13 @@ def _snapshot_of_body(document: Mapping[str, Any], path: Path, **fixed: Any) -> 
             isinstance(v, list) and all(isinstance(x, int | float) for x in v)
             for v in by_test.values()), path, f"latency of {command} is malformed")
         latency[command] = {t: [float(x) for x in v] for t, v in by_test.items()}
+    _need(all(isinstance(v, int | float) and not isinstance(v, bool)
+              for figures in document["throughput"].values() if isinstance(figures, dict)
+              for v in figures.values()), path, "a throughput figure is not a number")
     throughput = {s: {f: float(v) for f, v in figures.items()}
                   for s, figures in document["throughput"].items() if isinstance(figures, dict)}
+    _need(all(isinstance(v, str) for v in document["firmware"].values()), path,
+          "the firmware table holds something other than strings")
     return Snapshot(firmware={k: str(v) for k, v in document["firmware"].items()}, tests=tests,
                     characterization=_behaviours(records, path), latency=latency,
                     throughput=throughput, **fixed)
