@@ -65,14 +65,14 @@ def render_soak(part: dict[str, Any]) -> str:
         f"them); latency model: {part['latency_model']}; {part['rounds']} rounds, "
         f"{part['reconnects']} reconnects, {part['manual_phases']} manual-mode phases.",
         "",
-        "| direction / QoS | sent | received | lost | duplicated | refused |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| direction / QoS | sent | received | lost | duplicated | never sent | refused |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key, m in part["messages"].items():
         way, qos = key.split("/")
         shown = f"{'module → peer' if way == 'up' else 'peer → module'}, QoS {qos}"
         rows.append(f"| {shown} | {m['sent']} | {m['received']} | {m['lost']} "
-                    f"| {m['duplicated']} | {m['refused']} |")
+                    f"| {m['duplicated']} | {m.get('unexpected', 0)} | {m['refused']} |")
     mem, fds = part["memory_kib"], part["fds"]
     tb, lb = part["transcript_bytes"], part["line_bytes"]
     rows += [
