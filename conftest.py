@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.characterize",
     "fixtures.capabilities",
     "fixtures.timing",
+    "fixtures.farm",
 ]

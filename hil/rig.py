@@ -35,7 +35,7 @@ _REQUIRED = object()
 class _Key:
     """One key of a table: its type, default (or required), and what a valid value is."""
 
-    kind: str  # str, int, number, bool, str-list, argv, int-or-str, str-map
+    kind: str  # str, int, number, bool, str-list, argv, int-or-str, str-or-list, str-map
     default: Any = _REQUIRED
     help: str = ""
     choices: tuple[str, ...] = ()
@@ -134,6 +134,15 @@ _DUT = {
                            check=_positive),
     "ready_timeout_s": _Key("number", 90, "seconds for SIM ready, registration and attach",
                             check=_positive),
+    "place": _Key("str-or-list", None, "labgrid place(s) holding the module: \"l506-a\", or "
+                  "a list, one per parallel worker (docs/farm.md)"),
+}
+
+_LABGRID = {
+    "coordinator": _Key("str", None, "labgrid coordinator HOST:PORT (default: LG_COORDINATOR, "
+                        "else 127.0.0.1:20408)"),
+    "acquire_timeout_s": _Key("number", 300, "seconds to wait for a place someone else holds",
+                              check=_positive),
 }
 
 _FIND = {
@@ -172,6 +181,7 @@ _TOP = {
     "labels": _Key("table", {}),
     "secrets": _Key("table", {}),
     "acceptance": _Key("table", {}),
+    "labgrid": _Key("table", {}),
 }
 
 
@@ -187,6 +197,14 @@ class PortFind:
 
 
 @dataclass(frozen=True)
+class LabgridConfig:
+    """[labgrid]: where the coordinator is, how long to wait for a held place."""
+
+    coordinator: str | None = None
+    acquire_timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
 class DutConfig:
     kind: DutKind
     port: str | None = None
@@ -197,6 +215,8 @@ class DutConfig:
     boot_timeout_s: float = 20.0
     ready_timeout_s: float = 90.0
     find: PortFind | None = None
+    #: labgrid places that hold the module (one per parallel worker); the port is theirs.
+    places: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,6 +261,7 @@ class Rig:
     source: Path | None = None
     #: [acceptance]: when a change from the baseline firmware counts (docs/acceptance.md).
     acceptance: Thresholds = field(default_factory=Thresholds)
+    labgrid: LabgridConfig = field(default_factory=LabgridConfig)
 
     @property
     def secret_values(self) -> list[str]:
@@ -257,6 +278,7 @@ _KIND_WORDS = {
     "str-list": "a list of strings",
     "argv": "a command: a list of strings or one string",
     "int-or-str": "an integer or a string",
+    "str-or-list": "a string or a list of strings",
     "table": "a table",
 }
 
@@ -285,6 +307,8 @@ def _fits(kind: str, value: Any) -> bool:
         return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
     if kind == "table":
         return isinstance(value, dict)
+    if kind == "str-or-list":
+        return isinstance(value, str) or _fits("str-list", value)
     raise AssertionError(kind)
 
 
@@ -367,6 +391,7 @@ def rig_from_dict(data: Mapping[str, Any], source: Path | None = None) -> Rig:
         secrets=_strings(check, "[secrets]", top["secrets"]),
         source=source,
         acceptance=_acceptance(check, top["acceptance"]),
+        labgrid=LabgridConfig(**check.table("[labgrid]", top["labgrid"], _LABGRID)),
     )
 
 
@@ -383,9 +408,16 @@ def _dut(check: _Checker, data: Mapping[str, Any]) -> DutConfig:
     values = check.table("[dut]", raw, {**_DUT, "find": _Key("table", None)})
     values.pop("find")
     kind = values["kind"]
+    place = values.pop("place")
+    places = tuple([place] if isinstance(place, str) else place or ())
+    if places and values["port"]:
+        raise check.fail("[dut]", "port and place exclude each other: the place's exporter "
+                         "shares the port; remove one")
+    if len(set(places)) != len(places) or not all(p.strip() for p in places):
+        raise check.fail("[dut]", f"place = {place!r}: name each place once, none empty")
     if kind == "hardware":
-        if not values["port"]:
-            raise check.fail("[dut]", "port is required for kind = \"hardware\": "
+        if not values["port"] and not places:
+            raise check.fail("[dut]", "port (or place) is required for kind = \"hardware\": "
                              + _DUT["port"].help)
         if values["time_scale"] not in (None, 1, 1.0):
             raise check.fail("[dut]", "time_scale applies to the simulator only: a module's "
@@ -410,16 +442,23 @@ def _dut(check: _Checker, data: Mapping[str, Any]) -> DutConfig:
         if finder.interface is not None and not finder.serial_number:
             raise check.fail("[dut.find]", "interface goes with serial_number")
     values["bugs"] = tuple(values["bugs"])
-    return DutConfig(**values, find=finder)
+    if places and values["bugs"]:
+        raise check.fail("[dut]", "bugs: a farm's simulated module runs the firmware the farm "
+                         "started; remove bugs")
+    return DutConfig(**values, find=finder, places=places)
 
 
 def _power(check: _Checker, data: Mapping[str, Any], dut: DutConfig) -> PowerConfig:
-    default = "simulator" if dut.kind == "simulator" else "none"
+    local_sim = dut.kind == "simulator" and not dut.places
+    default = "simulator" if local_sim else "none"
     backend = data.get("backend", default)
     if not isinstance(backend, str) or backend not in POWER_BACKENDS:
         raise check.fail("[power]", f"backend = {backend!r} must be one of "
                          f"{', '.join(repr(b) for b in POWER_BACKENDS)}")
-    if (backend == "simulator") != (dut.kind == "simulator"):
+    if dut.places and backend == "simulator":
+        raise check.fail("[power]", "backend = \"simulator\" powers a simulator this run "
+                         "starts; a place's module is powered by the place (or \"none\")")
+    if not dut.places and (backend == "simulator") != local_sim:
         if dut.kind == "simulator":
             raise check.fail("[power]", f"backend = {backend!r}: a simulated module is "
                              "powered by backend = \"simulator\"")
