@@ -101,10 +101,15 @@ def _absolute(arg: str) -> str:
 
 
 def parallel_args(workers: int, split: str | None) -> list[str]:
-    """pytest-xdist's options for N modules (fixtures/farm.py schedules --each itself)."""
+    """pytest-xdist's options for N modules (fixtures/farm.py schedules --each itself).
+
+    --share: worksteal, so that a worker left idle at the end takes over another's queue
+    (the suites' long tests would otherwise leave one worker running alone).
+    """
     if workers <= 0:
         return []
-    return ["-n", str(workers), "--dist", "load", "--modules", split or "share"]
+    return ["-n", str(workers), "--dist", "load" if split == "each" else "worksteal",
+            "--modules", split or "share"]
 
 
 def pytest_command(run: Path, rig: Path, secrets_file: Path, extra: list[str]) -> list[str]:

@@ -85,30 +85,42 @@ def _spawn(command: list[str], log: Path, env: dict[str, str] | None = None,
                                 start_new_session=True)
 
 
-def stop_group(group: int, timeout: float = 5.0) -> None:
-    """SIGTERM a process group, SIGKILL what is left after `timeout`."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGTERM)
+def _alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_groups(groups: list[int], timeout: float = 5.0) -> None:
+    """SIGTERM the process groups, SIGKILL what is left of them after `timeout`."""
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return
+    while any(_alive(g) for g in groups) and time.monotonic() < deadline:
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, signal.SIGKILL)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # started by this process: reap it
+            os.waitpid(group, os.WNOHANG)
 
 
-def _start_sim(folder: Path, name: str, profile: str) -> tuple[subprocess.Popen[bytes], str]:
+def _start_sim(folder: Path, name: str, profile: str) -> subprocess.Popen[bytes]:
+    return _spawn([sys.executable, "-m", "hil.cli", "sim", "--profile", profile,
+                   "--time-scale", f"{TIME_SCALE:g}"], folder / f"sim-{name}.log", cwd=ROOT)
+
+
+def _pty_of(folder: Path, name: str, proc: subprocess.Popen[bytes]) -> str:
+    """The pty a started `hil sim` prints (its first line)."""
     log = folder / f"sim-{name}.log"
-    proc = _spawn([sys.executable, "-m", "hil.cli", "sim", "--profile", profile,
-                   "--time-scale", f"{TIME_SCALE:g}"], log, cwd=ROOT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         for line in log.read_text(errors="replace").splitlines():
             if line.startswith("PTY "):
-                return proc, line.removeprefix("PTY ").strip()
+                return line.removeprefix("PTY ").strip()
         if proc.poll() is not None:
             raise FarmError(f"hil sim for {name} exited with {proc.returncode}: see {log}")
         time.sleep(0.05)
@@ -174,11 +186,12 @@ def up(count: int, folder: Path = DEFAULT_DIR, prefix: str = "l506-",
     farm = Farm(folder=str(folder), coordinator=f"127.0.0.1:{_free_port()}", places=places,
                 ports={}, groups={}, profile=profile)
     try:
-        for place in places:
-            proc, pty = _start_sim(folder, place, profile)
-            farm.groups[f"sim {place}"] = proc.pid
-            farm.ports[place] = pty
-            farm.save()
+        sims = {place: _start_sim(folder, place, profile) for place in places}
+        farm.groups.update({f"sim {place}": proc.pid for place, proc in sims.items()})
+        farm.save()
+        for place, proc in sims.items():
+            farm.ports[place] = _pty_of(folder, place, proc)
+        farm.save()
         _start_labgrid(farm, folder)
         (folder / "rig.toml").write_text(rig_text(places, farm.coordinator, profile))
     except (FarmError, LabgridError, OSError) as exc:
@@ -250,8 +263,7 @@ def down(folder: Path = DEFAULT_DIR, quiet: bool = False) -> list[str]:
         raise
     order = sorted(farm.groups, key=lambda what: (not what.startswith("exporter"),
                                                   what != "coordinator", what))
-    for what in order:
-        stop_group(farm.groups[what])
+    stop_groups([farm.groups[what] for what in order])
     for name in ("farm.json", "places.yaml", "resources.yaml"):
         (folder / name).unlink(missing_ok=True)
     return order

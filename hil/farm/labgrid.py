@@ -137,14 +137,23 @@ class Labgrid:
     def env(self) -> dict[str, str]:
         return dict(os.environ, LG_COORDINATOR=self.coordinator, LG_USERNAME=self.holder)
 
-    def client(self, *args: str, place: str | None = None,
-               timeout: float = CLIENT_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        """One labgrid-client call; its status and output are the caller's to judge."""
+    def _command(self, args: tuple[str, ...], place: str | None) -> list[str]:
         command = [str(labgrid_program("labgrid-client")), "-x", self.coordinator]
         if place is not None:
             command += ["-p", place]
+        return command + list(args)
+
+    def start(self, *args: str, place: str | None = None) -> subprocess.Popen[bytes]:
+        """A labgrid-client call that goes on while the caller works; the caller reaps it."""
+        return subprocess.Popen(self._command(args, place), env=self.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def client(self, *args: str, place: str | None = None,
+               timeout: float = CLIENT_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        """One labgrid-client call; its status and output are the caller's to judge."""
         try:
-            return subprocess.run(command + list(args), env=self.env(), capture_output=True,
+            return subprocess.run(self._command(args, place), env=self.env(), capture_output=True,
                                   text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                                   check=False)
         except subprocess.TimeoutExpired as exc:

@@ -18,7 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hil.farm.labgrid import Labgrid, LabgridError, PlaceState, _said, firmware_tag
+from hil.farm.labgrid import (
+    CLIENT_TIMEOUT_S,
+    Labgrid,
+    LabgridError,
+    PlaceState,
+    _said,
+    firmware_tag,
+)
 
 #: Seconds between two attempts to lock a held place.
 POLL_S = 1.0
@@ -44,7 +51,9 @@ class PlaceLease:
     url: str
     watchdog: subprocess.Popen[bytes] | None = None
     released: bool = False
-    firmware: str | None = field(default=None)
+    firmware: str | None = None
+    #: The firmware tag being written, while the tests go on.
+    tagging: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @classmethod
     def acquire(cls, lab: Labgrid, candidates: Sequence[str], timeout: float, *,
@@ -95,12 +104,15 @@ class PlaceLease:
                          f"shared at {where} refuses connections)")
 
     def report_firmware(self, revision: str) -> None:
-        """Tag the place with the firmware its module reported (`hil places` shows it)."""
+        """Tag the place with the firmware its module reported (`hil places` shows it).
+
+        In the background: the first test need not wait for the coordinator.
+        """
         tag = firmware_tag(revision)
-        if tag != self.firmware:
-            with contextlib.suppress(LabgridError):
-                if self.lab.client("set-tags", f"firmware={tag}", place=self.name).returncode == 0:
-                    self.firmware = tag
+        if tag != self.firmware and self.tagging is None:
+            with contextlib.suppress(LabgridError, OSError):
+                self.tagging = self.lab.start("set-tags", f"firmware={tag}", place=self.name)
+                self.firmware = tag
 
     def release(self) -> None:
         """Unlock (once); the watchdog is no longer needed after."""
@@ -108,6 +120,12 @@ class PlaceLease:
             return
         self.released = True
         try:
+            if self.tagging is not None:  # tag while still holding the place
+                try:
+                    self.tagging.wait(CLIENT_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    self.tagging.kill()
+                    self.tagging.wait(5)
             self.lab.must("release-from", self.lab.identity, place=self.name)
         finally:
             stop_watchdog(self.watchdog)
