@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from fixtures.farm import _first_mine
 from hil import run
 from hil.categories import classify
 from hil.farm import farm
@@ -161,3 +163,12 @@ def test_merge_without_workers_leaves_the_run_alone(tmp_path: Path) -> None:
 def test_environment_lines_escape_module_names() -> None:
     text = environment_lines("", [{"module": "a b:c", "firmware": None, "imei": None}])
     assert text == "Module\\ a\\ b\\:c=? \\u00b7 IMEI ?\n"
+
+
+def test_worker_k_tries_the_kth_place_first() -> None:
+    places = ["a", "b", "c"]
+    assert _first_mine(SimpleNamespace(), places) == ["a", "b", "c"]  # not a worker
+    assert _first_mine(SimpleNamespace(workerinput={"workerid": "gw1"}), places) == [
+        "b", "c", "a"]
+    assert _first_mine(SimpleNamespace(workerinput={"workerid": "gw4"}), places) == [
+        "b", "c", "a"]
