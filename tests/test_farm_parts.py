@@ -13,6 +13,7 @@ import pytest
 from fixtures.farm import _first_mine
 from hil import run
 from hil.categories import classify
+from hil.cli import main
 from hil.farm import farm
 from hil.farm.cli import places_table
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
@@ -172,3 +173,13 @@ def test_worker_k_tries_the_kth_place_first() -> None:
         "b", "c", "a"]
     assert _first_mine(SimpleNamespace(workerinput={"workerid": "gw4"}), places) == [
         "b", "c", "a"]
+
+
+def test_farm_commands_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(farm.FarmError, match="N must be 1 or more"):
+        farm.up(0, tmp_path)
+    with pytest.raises(farm.FarmError, match=r"no farm running .*hil farm up N"):
+        farm.down(tmp_path)
+    assert farm.down(tmp_path, quiet=True) == []
+    assert main(["farm", "down", "--dir", str(tmp_path)]) == 1
+    assert "hil farm: no farm running from" in capsys.readouterr().err
