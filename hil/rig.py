@@ -417,8 +417,8 @@ def _dut(check: _Checker, data: Mapping[str, Any]) -> DutConfig:
         raise check.fail("[dut]", f"place = {place!r}: name each place once, none empty")
     if kind == "hardware":
         if not values["port"] and not places:
-            raise check.fail("[dut]", "port (or place) is required for kind = \"hardware\": "
-                             + _DUT["port"].help)
+            raise check.fail("[dut]", "port is required for kind = \"hardware\" (or a "
+                             "labgrid place): " + _DUT["port"].help)
         if values["time_scale"] not in (None, 1, 1.0):
             raise check.fail("[dut]", "time_scale applies to the simulator only: a module's "
                              "own timeouts cannot be scaled; remove it")

@@ -119,6 +119,40 @@ def test_a_held_place_is_waited_for_then_its_holder_named(
     _free(farm2)
 
 
+def _wait_locked(lab: Labgrid, place: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while lab.place(place).acquired is None:
+        assert proc.poll() is None, f"the run ended before it locked {place}"
+        assert time.monotonic() < deadline, f"{place} not locked within 120 s"
+        time.sleep(0.3)
+
+
+#: pytest as a child that takes Ctrl-C even where this run was started with SIGINT ignored
+#: (a background job of a shell passes that on).
+_INTERRUPTIBLE = ("import signal, sys, pytest; "
+                  "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                  "sys.exit(pytest.main(sys.argv[1:]))")
+
+
+def test_ctrl_c_ends_the_run_and_frees_its_place(farm2: farm.Farm, tmp_path: Path) -> None:
+    command = _pytest([str(ROOT / "suites" / "test_mconfig.py"), "--rig",
+                       str(Path(farm2.folder, "rig.toml")), "--place", "l506-1"],
+                      tmp_path / "run")
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTIBLE, *command[3:]], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_locked(farm2.labgrid(), "l506-1", proc)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 2, out.decode(errors="replace")[-3000:]  # pytest: interrupted
+    assert b"KeyboardInterrupt" in out
+    _free(farm2)
+
+
 def test_a_killed_run_leaves_its_place_free(farm2: farm.Farm, tmp_path: Path) -> None:
     """SIGKILL to the run (no teardown at all): the lease's watchdog releases the place."""
     proc = subprocess.Popen(
@@ -128,11 +162,7 @@ def test_a_killed_run_leaves_its_place_free(farm2: farm.Farm, tmp_path: Path) ->
         start_new_session=True)  # its broker dies with it
     lab = farm2.labgrid()
     try:
-        deadline = time.monotonic() + 120
-        while lab.place("l506-2").acquired is None:
-            assert proc.poll() is None, "the run ended before it locked l506-2"
-            assert time.monotonic() < deadline, "l506-2 not locked within 120 s"
-            time.sleep(0.3)
+        _wait_locked(lab, "l506-2", proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
