@@ -183,3 +183,8 @@ def test_farm_commands_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixt
     assert farm.down(tmp_path, quiet=True) == []
     assert main(["farm", "down", "--dir", str(tmp_path)]) == 1
     assert "hil farm: no farm running from" in capsys.readouterr().err
+
+
+def test_each_or_share_without_workers_is_refused(capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "--each"]) == 4
+    assert "--each and --share go with -n N" in capsys.readouterr().err
