@@ -10,4 +10,5 @@ pytest_plugins = [
     "fixtures.capabilities",
     "fixtures.report",  # before fixtures.timing, which imports it
     "fixtures.timing",
+    "fixtures.farm",
 ]

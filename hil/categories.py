@@ -31,7 +31,8 @@ INFRASTRUCTURE = Category(
     "Infrastructure",
     "the bench around the module failed: the serial port vanished, the broker died, the "
     "power switch failed",
-    ("PortLost", "PortNotFound", "PowerError", "BrokerError", "BenchFault", "SerialException",
+    ("PortLost", "PortNotFound", "PowerError", "BrokerError", "BenchFault", "PlaceLost",
+     "SerialException",
      "ConnectionRefusedError", "ConnectionResetError", "BrokenPipeError"),
 )
 FIRMWARE_DEFECT = Category(

@@ -10,6 +10,7 @@ from hil import mutants as mutants_cli
 from hil import run as run_cli
 from hil.acceptance import cli as acceptance_cli
 from hil.broker import cli as broker_cli
+from hil.farm import cli as farm_cli
 from hil.reliability import cli as reliability_cli
 from hil.sim import cli as sim_cli
 from hil.version import harness_version
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         allow_abbrev=False,
         usage="hil run [--rig FILE] [--reports DIR] [--max-minutes N] [--baseline PATH] "
-        "[--keep N] [pytest args]",
+        "[--keep N] [-n N [--each | --share]] [pytest args]",
         help="the nightly run: suites, then reports/<UTC time>/ with the Allure HTML report",
     )
     run_cli.add_arguments(run)
@@ -76,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reliability_cli.add_arguments(reliability)
     reliability.set_defaults(func=reliability_cli.main)
+    farm = sub.add_parser(
+        "farm", help="a labgrid farm of simulated modules on this PC: up N, down"
+    )
+    farm_cli.add_farm_arguments(farm)
+    farm.set_defaults(func=farm_cli.farm_main)
+    places = sub.add_parser(
+        "places", help="the labgrid places: who holds each, the firmware each reported last"
+    )
+    farm_cli.add_places_arguments(places)
+    places.set_defaults(func=farm_cli.places_main)
     return parser
 
 

@@ -39,7 +39,7 @@ _REQUIRED = object()
 class _Key:
     """One key of a table: its type, default (or required), and what a valid value is."""
 
-    kind: str  # str, int, number, bool, str-list, table
+    kind: str  # str, int, number, bool, str-list, str-or-list, table
     default: Any = _REQUIRED
     help: str = ""
     choices: tuple[str, ...] = ()
@@ -103,6 +103,15 @@ _DUT = {
     "link_wait_scale": _Key("number", None, "waits for keep-alive and drop detection × this "
                             "(default: 1 on the simulator, 3 on hardware: a cellular link)",
                             check=_positive),
+    "place": _Key("str-or-list", None, "labgrid place(s) holding the module: \"l506-a\", or "
+                  "a list, one per parallel worker (docs/farm.md)"),
+}
+
+_LABGRID = {
+    "coordinator": _Key("str", None, "labgrid coordinator HOST:PORT (default: LG_COORDINATOR, "
+                        "else 127.0.0.1:20408)"),
+    "acquire_timeout_s": _Key("number", 300, "seconds to wait for a place someone else holds",
+                              check=_positive),
 }
 
 #: `link_wait_scale` on hardware when the rig does not say: a cellular link's round trips,
@@ -146,6 +155,7 @@ _TOP = {
     "labels": _Key("table", {}),
     "secrets": _Key("table", {}),
     "acceptance": _Key("table", {}),
+    "labgrid": _Key("table", {}),
 }
 
 
@@ -158,6 +168,14 @@ class PortFind:
     serial_number: str | None = None
     interface: int | None = None
     timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class LabgridConfig:
+    """[labgrid]: where the coordinator is, how long to wait for a held place."""
+
+    coordinator: str | None = None
+    acquire_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +192,8 @@ class DutConfig:
     apn: str | None = None
     latency_timer_ms: int | None = None
     link_wait_scale: float = 1.0
+    #: labgrid places that hold the module (one per parallel worker); the port is theirs.
+    places: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +232,7 @@ class Rig:
     source: Path | None = None
     #: [acceptance]: when a change from the baseline firmware counts (docs/acceptance.md).
     acceptance: Thresholds = field(default_factory=Thresholds)
+    labgrid: LabgridConfig = field(default_factory=LabgridConfig)
 
     @property
     def secret_values(self) -> list[str]:
@@ -226,6 +247,7 @@ _KIND_WORDS = {
     "number": "a number",
     "bool": "true or false",
     "str-list": "a list of strings",
+    "str-or-list": "a string or a list of strings",
     "table": "a table",
 }
 
@@ -248,6 +270,8 @@ def _fits(kind: str, value: Any) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if kind == "table":
         return isinstance(value, dict)
+    if kind == "str-or-list":
+        return isinstance(value, str) or _fits("str-list", value)
     raise AssertionError(kind)
 
 
@@ -333,6 +357,7 @@ def rig_from_dict(data: Mapping[str, Any], source: Path | None = None) -> Rig:
         secrets=_strings(check, "[secrets]", top["secrets"]),
         source=source,
         acceptance=_acceptance(check, top["acceptance"]),
+        labgrid=LabgridConfig(**check.table("[labgrid]", top["labgrid"], _LABGRID)),
     )
 
 
@@ -349,10 +374,17 @@ def _dut(check: _Checker, data: Mapping[str, Any]) -> DutConfig:
     values = check.table("[dut]", raw, {**_DUT, "find": _Key("table", None)})
     values.pop("find")
     kind = values["kind"]
+    place = values.pop("place")
+    places = tuple([place] if isinstance(place, str) else place or ())
+    if places and values["port"]:
+        raise check.fail("[dut]", "port and place exclude each other: the place's exporter "
+                         "shares the port; remove one")
+    if len(set(places)) != len(places) or not all(p.strip() for p in places):
+        raise check.fail("[dut]", f"place = {place!r}: name each place once, none empty")
     if kind == "hardware":
-        if not values["port"]:
-            raise check.fail("[dut]", "port is required for kind = \"hardware\": "
-                             + _DUT["port"].help)
+        if not values["port"] and not places:
+            raise check.fail("[dut]", "port is required for kind = \"hardware\" (or a "
+                             "labgrid place): " + _DUT["port"].help)
         if values["time_scale"] not in (None, 1, 1.0):
             raise check.fail("[dut]", "time_scale applies to the simulator only: a module's "
                              "own timeouts cannot be scaled; remove it")
@@ -385,17 +417,24 @@ def _dut(check: _Checker, data: Mapping[str, Any]) -> DutConfig:
         if finder.interface is not None and not finder.serial_number:
             raise check.fail("[dut.find]", "interface goes with serial_number")
     values["bugs"] = tuple(values["bugs"])
-    return DutConfig(**values, find=finder)
+    if places and values["bugs"]:
+        raise check.fail("[dut]", "bugs: a farm's simulated module runs the firmware the farm "
+                         "started; remove bugs")
+    return DutConfig(**values, find=finder, places=places)
 
 
 def _power(check: _Checker, data: Mapping[str, Any], dut: DutConfig) -> PowerConfig:
     """The backend's own settings class (hil/power/registry.py) checks its keys."""
-    default = "simulator" if dut.kind == "simulator" else "none"
+    local_sim = dut.kind == "simulator" and not dut.places
+    default = "simulator" if local_sim else "none"
     backend = data.get("backend", default)
     rest = {k: v for k, v in data.items() if k != "backend"}
     try:
         settings_class(backend)  # an unknown backend is said before anything else
-        if (backend == "simulator") != (dut.kind == "simulator"):
+        if dut.places and backend == "simulator":
+            raise check.fail("[power]", "backend = \"simulator\" powers a simulator this run "
+                             "starts; a place's module is powered by the place (or \"none\")")
+        if not dut.places and (backend == "simulator") != local_sim:
             if dut.kind == "simulator":
                 raise check.fail("[power]", f"backend = {backend!r}: a simulated module is "
                                  "powered by backend = \"simulator\"")

@@ -72,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", type=_at_least_one, default=None, metavar="N",
                         help="afterwards, delete all but the N newest run folders (the "
                         "report's history and trends live on in the newest; default: keep all)")
+    parser.add_argument("-n", "--workers", type=int, default=0, metavar="N",
+                        help="run on N modules at once (pytest-xdist): the rig's places, or "
+                        "N simulators; see docs/farm.md")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--each", dest="split", action="store_const", const="each",
+                       help="with -n: every module runs every test (one result per module)")
+    split.add_argument("--share", dest="split", action="store_const", const="share",
+                       help="with -n: the tests are shared out between the modules (default)")
     parser.set_defaults(pytest_args=[])  # every other argument goes to pytest
 
 
@@ -168,6 +176,18 @@ def _absolute(arg: str) -> str:
         return arg
     path, sep, node = arg.partition("::")
     return str(Path(path).resolve()) + sep + node
+
+
+def parallel_args(workers: int, split: str | None) -> list[str]:
+    """pytest-xdist's options for N modules (fixtures/farm.py schedules --each itself).
+
+    --share: worksteal, so that a worker left idle at the end takes over another's queue
+    (the suites' long tests would otherwise leave one worker running alone).
+    """
+    if workers <= 0:
+        return []
+    return ["-n", str(workers), "--dist", "load" if split == "each" else "worksteal",
+            "--modules", split or "share"]
 
 
 def pytest_command(run: Path, rig: Path, secrets_file: Path, extra: list[str]) -> list[str]:
@@ -341,8 +361,10 @@ def report(run: Path, reports: Path, rig_name: str, allure: Path) -> Path:
 def check_secrets(run: Path, secrets_file: Path, rig_secrets: list[str]) -> list[str]:
     """Problems found: each file under `run` holding a secret (the secret is not shown)."""
     secrets = list(rig_secrets)
-    with contextlib.suppress(OSError, ValueError):
-        secrets += json.loads(secrets_file.read_text())
+    # a parallel run's workers each write their own (fixtures/farm.py): FILE.gw0, FILE.gw1…
+    for path in [secrets_file, *sorted(secrets_file.parent.glob(secrets_file.name + ".*"))]:
+        with contextlib.suppress(OSError, ValueError):
+            secrets += json.loads(path.read_text())
     return [f"{path.relative_to(run)} holds secret #{i + 1} ({len(secrets[i])} characters)"
             for path, i in scan(run, secrets)]
 
@@ -377,11 +399,16 @@ def main(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     for warning in rig_warnings(rig):
         print(f"hil run: warning: {warning}", file=sys.stderr)
+    workers = getattr(args, "workers", 0)
+    if workers < 0 or (getattr(args, "split", None) and not workers):
+        print("hil run: --each and --share go with -n N (N modules at once)", file=sys.stderr)
+        return 4
     run = new_run_dir(reports)
     print(f"hil run: rig {rig.name!r}, results in {run}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hil-run-") as private:
         secrets_file = Path(private, "secrets.json")
-        command = pytest_command(run, rig_path, secrets_file, extra)
+        parallel = parallel_args(workers, getattr(args, "split", None))
+        command = pytest_command(run, rig_path, secrets_file, parallel + extra)
         status = stream(command, run / "pytest.log", args.max_minutes * 60)
         if status == USAGE_ERROR:  # stopped before any test: the line above says why
             print(f"hil run: no test ran; no report made (pytest's output in "

@@ -1,0 +1,1 @@
+"""A bench farm through labgrid: places as rigs, leases, `hil farm`, `hil places` (docs/farm.md)."""
