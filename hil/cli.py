@@ -7,6 +7,7 @@ import sys
 
 from hil import bench as bench_cli
 from hil import mutants as mutants_cli
+from hil import record as record_cli
 from hil import run as run_cli
 from hil.acceptance import cli as acceptance_cli
 from hil.broker import cli as broker_cli
@@ -56,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     acceptance_cli.add_compare_arguments(compare)
     compare.set_defaults(func=acceptance_cli.compare_main)
+    record = sub.add_parser(
+        "record", help="pass a serial client's bytes to the port and back, recording both ways"
+    )
+    record_cli.add_record_arguments(record)
+    record.set_defaults(func=record_cli.record_main)
+    replay = sub.add_parser(
+        "replay", help="serve a recorded session as a port, or check it against a profile"
+    )
+    record_cli.add_replay_arguments(replay)
+    replay.set_defaults(func=record_cli.replay_main)
     return parser
 
 

@@ -1,0 +1,80 @@
+"""A program on a pseudo-terminal, driven from a test as a person at a keyboard would."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Terminal:
+    """`argv` with its stdin, stdout and stderr on a fresh 100x30 pty."""
+
+    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+        full_env = {**os.environ, "TERM": "xterm", "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc = subprocess.Popen(
+            list(argv), stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=full_env,
+            start_new_session=True, close_fds=True,
+        )
+        os.close(slave)
+        self.master = master
+        self.output = bytearray()
+        self._mark = 0
+
+    def send(self, data: str | bytes) -> None:
+        os.write(self.master, data.encode() if isinstance(data, str) else data)
+
+    def _pump(self, timeout: float) -> None:
+        if select.select([self.master], [], [], timeout)[0]:
+            try:
+                self.output += os.read(self.master, 65536)
+            except OSError:  # the program exited and its side closed
+                time.sleep(timeout)
+
+    def expect(self, pattern: bytes, timeout: float = 10.0) -> re.Match[bytes]:
+        """Wait for `pattern` in the output after the last match; AssertionError with the
+        screen's tail when it does not come."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = regex.search(self.output, self._mark)
+            if m is not None:
+                self._mark = m.end()
+                return m
+            left = deadline - time.monotonic()
+            if left <= 0:
+                tail = bytes(self.output[-1500:]).decode("utf-8", "replace")
+                raise AssertionError(f"{pattern!r} not seen within {timeout} s; output ends:\n"
+                                     f"{tail}")
+            self._pump(min(left, 0.1))
+
+    def wait_exit(self, timeout: float = 10.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            self._pump(0.05)
+        return self.proc.wait(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        with contextlib.suppress(OSError):
+            os.close(self.master)
