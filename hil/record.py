@@ -197,6 +197,9 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pace", action="store_true",
                         help="send the module's bytes as soon as they are due (strict mode)")
     parser.add_argument("--link", type=Path, default=None, help="a stable symlink to the pty")
+    parser.add_argument("--check", metavar="PROFILE", default=None,
+                        help="do not serve: play the session's commands to the simulator with "
+                        "this profile and list where the recorded module differs")
 
 
 def _until_signal(wait: threading.Event, seconds: float | None) -> None:
@@ -232,6 +235,10 @@ def replay_main(args: argparse.Namespace) -> int:
     except SessionError as exc:
         print(f"hil replay: {exc}", file=sys.stderr)
         return 2
+    if args.check:
+        from hil.check import check_main  # the firmware model is loaded only for a check
+
+        return check_main(session, args.check)
     replay: StrictReplay | CommandReplay = (
         CommandReplay(session) if args.by_command else StrictReplay(session, pace=not args.no_pace)
     )

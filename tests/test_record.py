@@ -17,6 +17,8 @@ import pytest
 import serial
 
 from hil.at.framer import Framer, Line
+from hil.broker import Broker
+from hil.check import check_session
 from hil.l506.dut import L506
 from hil.l506.types import MSUB_COUNTED
 from hil.record import Recorder, ReplayServer
@@ -202,3 +204,45 @@ def test_a_bad_session_file_says_where() -> None:
     with pytest.raises(SessionError, match=r"s.jsonl:2: not a chunk"):
         parse_session(['{"format": "hil-session/1"}', '{"t": 0, "dir": "up", "data": ""}'],
                       "s.jsonl")
+
+
+def test_a_recorded_session_is_checked_against_profiles(tmp_path: Path) -> None:
+    """Example 1.1 recorded from a v3.2 module (the simulator, through the recorder, with a
+    real broker) matches profile v3.2, and differs from v3.3 exactly where v3.3 differs:
+    no space after the colon of a result URC (GEN-2)."""
+    firmware = Firmware(profile_named("v3.2").without_latency(), time_scale=0.1)
+    simulator = Simulator(firmware, SimConfig(link=tmp_path / "tty", baud=None))
+    path = tmp_path / "flow.jsonl"
+    with Broker(tmp_path / "broker") as broker:
+        try:
+            recorder = Recorder(simulator.power_on(), 115200, path)
+            at = L506.open(recorder.client_port, 115200, open_timeout=5)
+            try:
+                at.channel.wait_urc("Call Ready", timeout=10)
+                for step in (lambda: at.mconfig("client_id_mobiletek"),
+                             lambda: at.mipstart("127.0.0.1", broker.plain_port),
+                             lambda: at.mconnect(1, 30), lambda: at.msub("mobiletek/topic", 0),
+                             lambda: at.mpub("mobiletek/topic", 0, 0, "message"),
+                             lambda: at.statu(), lambda: at.mdisconnect(),
+                             lambda: at.mipclose()):
+                    step()
+                at.wait_message(timeout=5, topic="mobiletek/topic")
+            finally:
+                at.channel.close()
+                recorder.close()
+        finally:
+            simulator.close()
+    session = load_session(path)
+    assert check_session(session, profile_named("v3.2")) == (8, [])
+    played, differences = check_session(session, profile_named("v3.3"))
+    assert played == 8
+    assert [d.sent.split(b"=")[0] for d in differences] == [
+        b"AT+MCONFIG", b"AT+MIPSTART", b"AT+MCONNECT", b"AT+MSUB", b"AT+MPUB",
+        b"AT+MDISCONNECT", b"AT+MIPCLOSE"]
+    for d in differences:
+        assert [line.replace(": ", ":", 1) for line in d.module] == d.profile
+    code = subprocess.run([sys.executable, "-m", "hil.cli", "replay", str(path), "--check",
+                           "v3.3"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert code.returncode == 1
+    assert "differs from profile v3.3 in 7 of 8 exchanges" in code.stdout
+    assert "module:  '+MSUB: SUCCESS'" in code.stdout and "v3.3: '+MSUB:SUCCESS'" in code.stdout

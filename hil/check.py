@@ -1,0 +1,90 @@
+"""Check a recorded session against a simulator profile: where does the module differ?
+
+Each thing the client sent in the recording (hil/session.py `exchanges`) is sent to the
+firmware model with the profile, on a virtual bench (hil/sim/virtual.py), with the
+recorded time until the client's next bytes allowed to pass; the lines that answered it
+are compared with the recorded ones. Every server MIPSTART names stands for the virtual
+broker, so a recording made against any broker checks the same (`hil replay --check`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass
+
+from hil.at.framer import Framer, Line
+from hil.l506.types import MSUB_COUNTED
+from hil.session import Session
+from hil.sim.profiles import Profile, profile_named
+from hil.sim.virtual import VirtualModule
+
+#: Device time an exchange gets at most: enough for every network result, short of the
+#: 60 s idle drop (a recording that waited that long records that wait and gets it).
+_MAX_WAIT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Exchange `index` (from 1) answered differently: the lines only one side has."""
+
+    index: int
+    t: float
+    sent: bytes
+    module: list[str]
+    profile: list[str]
+
+    def render(self, profile: str) -> str:
+        head = f"#{self.index} at {self.t:.3f} s, sent {self.sent.decode('latin-1')!r}:"
+        rows = [f"    module:  {line!r}" for line in self.module]
+        rows += [f"    {profile}: {line!r}" for line in self.profile]
+        return "\n".join([head, *rows])
+
+
+def _lines(data: bytes) -> list[str]:
+    return [e.text for e in Framer((MSUB_COUNTED,)).feed(data + b"\r\n", 0)
+            if isinstance(e, Line)]
+
+
+def check_session(session: Session, profile: Profile) -> tuple[int, list[Difference]]:
+    """Play the session's client side to `profile`; (exchanges played, differences)."""
+    module = VirtualModule(profile)
+    module.power_on()
+    module.read()
+    exchanges = session.exchanges()
+    differences: list[Difference] = []
+    for i, exchange in enumerate(exchanges):
+        module.send(exchange.sent)
+        after = exchanges[i + 1].t if i + 1 < len(exchanges) else exchange.t + _MAX_WAIT_S
+        module.advance(min(_MAX_WAIT_S, max(0.05, after - exchange.t)))
+        recorded, simulated = _lines(exchange.answer), _lines(module.read())
+        if recorded == simulated:
+            continue
+        only_module: list[str] = []
+        only_profile: list[str] = []
+        matcher = difflib.SequenceMatcher(a=recorded, b=simulated, autojunk=False)
+        for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+            if tag != "equal":
+                only_module += recorded[a0:a1]
+                only_profile += simulated[b0:b1]
+        differences.append(Difference(i + 1, exchange.t, exchange.sent.rstrip(b"\r\n"),
+                                      only_module, only_profile))
+    return len(exchanges), differences
+
+
+def check_main(session: Session, profile_name: str) -> int:
+    """Print the differences; exit 0 when the module behaved as the profile, 1 if not."""
+    try:
+        profile = profile_named(profile_name)
+    except ValueError as exc:
+        print(f"hil replay --check: {exc}", file=sys.stderr)
+        return 2
+    played, differences = check_session(session, profile)
+    if not differences:
+        print(f"the module answered all {played} exchanges as profile {profile.name} does")
+        return 0
+    print(f"the module differs from profile {profile.name} in {len(differences)} of "
+          f"{played} exchanges:")
+    for difference in differences:
+        print(difference.render(profile.name))
+    return 1
