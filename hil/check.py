@@ -3,13 +3,16 @@
 Each thing the client sent in the recording (hil/session.py `exchanges`) is sent to the
 firmware model with the profile, on a virtual bench (hil/sim/virtual.py), with the
 recorded time until the client's next bytes allowed to pass; the lines that answered it
-are compared with the recorded ones. Every server MIPSTART names stands for the virtual
+are compared with the recorded ones. Unsolicited lines (a message report, a dropped
+connection, a boot) come when the network brings them, not at a command: they are compared
+as one sequence over the whole session. Every server MIPSTART names stands for the virtual
 broker, so a recording made against any broker checks the same (`hil replay --check`).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from dataclasses import dataclass
 
@@ -26,7 +29,8 @@ _MAX_WAIT_S = 30.0
 
 @dataclass(frozen=True)
 class Difference:
-    """Exchange `index` (from 1) answered differently: the lines only one side has."""
+    """Exchange `index` (from 1; 0: the unsolicited lines) answered differently: the lines
+    only one side has."""
 
     index: int
     t: float
@@ -41,9 +45,30 @@ class Difference:
         return "\n".join([head, *rows])
 
 
-def _lines(data: bytes) -> list[str]:
-    return [e.text for e in Framer((MSUB_COUNTED,)).feed(data + b"\r\n", 0)
-            if isinstance(e, Line)]
+#: Lines the module sends on its own: `+MSUB: <topic>,<len> bytes,...` or `+MSUB: <n>`, a
+#: dropped connection, a boot.
+_UNSOLICITED = re.compile(r"\+ ?MSUB: ?(?:\d+\s*$|.*?,\d+ bytes,)|\+ ?MCONNECT: ?FAILURE,1\s*$"
+                          r"|RDY$|Call Ready$", re.DOTALL)
+
+
+def _lines(data: bytes, unsolicited: list[str]) -> list[str]:
+    """The answer's lines; unsolicited ones go to `unsolicited` instead."""
+    answer = []
+    for event in Framer((MSUB_COUNTED,)).feed(data + b"\r\n", 0):
+        if isinstance(event, Line):
+            (unsolicited if _UNSOLICITED.match(event.text) else answer).append(event.text)
+    return answer
+
+
+def _diff(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
+    """The lines only `a` has, and those only `b` has."""
+    only_a: list[str] = []
+    only_b: list[str] = []
+    for tag, a0, a1, b0, b1 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if tag != "equal":
+            only_a += a[a0:a1]
+            only_b += b[b0:b1]
+    return only_a, only_b
 
 
 def check_session(session: Session, profile: Profile) -> tuple[int, list[Difference]]:
@@ -53,22 +78,20 @@ def check_session(session: Session, profile: Profile) -> tuple[int, list[Differe
     module.read()
     exchanges = session.exchanges()
     differences: list[Difference] = []
+    urcs_module: list[str] = []
+    urcs_profile: list[str] = []
     for i, exchange in enumerate(exchanges):
         module.send(exchange.sent)
         after = exchanges[i + 1].t if i + 1 < len(exchanges) else exchange.t + _MAX_WAIT_S
         module.advance(min(_MAX_WAIT_S, max(0.05, after - exchange.t)))
-        recorded, simulated = _lines(exchange.answer), _lines(module.read())
-        if recorded == simulated:
-            continue
-        only_module: list[str] = []
-        only_profile: list[str] = []
-        matcher = difflib.SequenceMatcher(a=recorded, b=simulated, autojunk=False)
-        for tag, a0, a1, b0, b1 in matcher.get_opcodes():
-            if tag != "equal":
-                only_module += recorded[a0:a1]
-                only_profile += simulated[b0:b1]
-        differences.append(Difference(i + 1, exchange.t, exchange.sent.rstrip(b"\r\n"),
-                                      only_module, only_profile))
+        recorded = _lines(exchange.answer, urcs_module)
+        simulated = _lines(module.read(), urcs_profile)
+        if recorded != simulated:
+            differences.append(Difference(i + 1, exchange.t, exchange.sent.rstrip(b"\r\n"),
+                                          *_diff(recorded, simulated)))
+    if urcs_module != urcs_profile:
+        differences.append(Difference(0, 0.0, b"(unsolicited lines, whole session)",
+                                      *_diff(urcs_module, urcs_profile)))
     return len(exchanges), differences
 
 

@@ -223,10 +223,10 @@ def test_a_recorded_session_is_checked_against_profiles(tmp_path: Path) -> None:
                              lambda: at.mipstart("127.0.0.1", broker.plain_port),
                              lambda: at.mconnect(1, 30), lambda: at.msub("mobiletek/topic", 0),
                              lambda: at.mpub("mobiletek/topic", 0, 0, "message"),
+                             lambda: at.wait_message(timeout=5, topic="mobiletek/topic"),
                              lambda: at.statu(), lambda: at.mdisconnect(),
                              lambda: at.mipclose()):
                     step()
-                at.wait_message(timeout=5, topic="mobiletek/topic")
             finally:
                 at.channel.close()
                 recorder.close()
