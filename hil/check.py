@@ -5,8 +5,10 @@ firmware model with the profile, on a virtual bench (hil/sim/virtual.py), with t
 recorded time until the client's next bytes allowed to pass; the lines that answered it
 are compared with the recorded ones. Unsolicited lines (a message report, a dropped
 connection, a boot) come when the network brings them, not at a command: they are compared
-as one sequence over the whole session. Every server MIPSTART names stands for the virtual
-broker, so a recording made against any broker checks the same (`hil replay --check`).
+as one sequence over the whole session. A server the recorded module could not reach
+(MIPSTART failed with 5) is unreachable on the virtual bench too; every other server stands
+for the virtual broker, so a recording made against any broker checks the same
+(`hil replay --check`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from hil.at.framer import Framer, Line
 from hil.l506.types import MSUB_COUNTED
-from hil.session import Session
+from hil.session import Exchange, Session
 from hil.sim.profiles import Profile, profile_named
 from hil.sim.virtual import VirtualModule
 
@@ -71,12 +73,27 @@ def _diff(a: list[str], b: list[str]) -> tuple[list[str], list[str]]:
     return only_a, only_b
 
 
+_MIPSTART = re.compile(rb"AT\+MIPSTART= ?([^,]*), ?(\d+)\s*\Z", re.IGNORECASE)
+_UNREACHABLE = re.compile(rb"\+ ?MIPSTART: ?FAILURE,5\b")
+
+
+def _unreachable(exchanges: list[Exchange]) -> set[tuple[str, int]]:
+    """The servers the recorded module could not connect to: the network as it was."""
+    servers = set()
+    for exchange in exchanges:
+        m = _MIPSTART.match(exchange.sent.strip())
+        if m is not None and _UNREACHABLE.search(exchange.answer):
+            servers.add((m.group(1).decode("latin-1"), int(m.group(2))))
+    return servers
+
+
 def check_session(session: Session, profile: Profile) -> tuple[int, list[Difference]]:
     """Play the session's client side to `profile`; (exchanges played, differences)."""
-    module = VirtualModule(profile)
+    exchanges = session.exchanges()
+    unreachable = _unreachable(exchanges)
+    module = VirtualModule(profile, reachable=lambda host, port: (host, port) not in unreachable)
     module.power_on()
     module.read()
-    exchanges = session.exchanges()
     differences: list[Difference] = []
     urcs_module: list[str] = []
     urcs_profile: list[str] = []

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from hil import bench as bench_cli
+from hil import console as console_cli
 from hil import mutants as mutants_cli
 from hil import record as record_cli
 from hil import run as run_cli
@@ -67,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record_cli.add_replay_arguments(replay)
     replay.set_defaults(func=record_cli.replay_main)
+    console = sub.add_parser(
+        "console", help="an interactive AT terminal: history, completion, decoded results"
+    )
+    console_cli.add_arguments(console)
+    console.set_defaults(func=console_cli.run)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""A program on a pseudo-terminal, driven from a test as a person at a keyboard would."""
+"""Driving ports from tests: a program on a pseudo-terminal, typed at as a person would,
+and a recorded session's client side played to a port."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import serial
+
+from hil.session import RX, TX, Session
+
 ROOT = Path(__file__).resolve().parent.parent
+_CSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")  # colours, cursor moves, modes
 
 
 class Terminal:
@@ -44,19 +50,24 @@ class Terminal:
             except OSError:  # the program exited and its side closed
                 time.sleep(timeout)
 
+    @property
+    def text(self) -> bytes:
+        """The output without terminal control sequences."""
+        return _CSI.sub(b"", bytes(self.output))
+
     def expect(self, pattern: bytes, timeout: float = 10.0) -> re.Match[bytes]:
-        """Wait for `pattern` in the output after the last match; AssertionError with the
-        screen's tail when it does not come."""
+        """Wait for `pattern` in the output (control sequences left out) after the last
+        match; AssertionError with the screen's tail when it does not come."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while True:
-            m = regex.search(self.output, self._mark)
+            m = regex.search(self.text, self._mark)
             if m is not None:
                 self._mark = m.end()
                 return m
             left = deadline - time.monotonic()
             if left <= 0:
-                tail = bytes(self.output[-1500:]).decode("utf-8", "replace")
+                tail = self.text[-1500:].decode("utf-8", "replace")
                 raise AssertionError(f"{pattern!r} not seen within {timeout} s; output ends:\n"
                                      f"{tail}")
             self._pump(min(left, 0.1))
@@ -78,3 +89,18 @@ class Terminal:
                 self.proc.wait(5)
         with contextlib.suppress(OSError):
             os.close(self.master)
+
+
+def play_session(port: str, session: Session, timeout: float = 10.0) -> bytes:
+    """Send the session's client bytes, chunk by chunk, to `port`; return all it sent back."""
+    got = bytearray()
+    want = len(session.joined(RX))
+    with serial.serial_for_url(port, timeout=0.05) as link:
+        for chunk in session.chunks:
+            if chunk.direction == TX:
+                link.write(chunk.data)
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            got += link.read(4096)
+        got += link.read(4096)  # nothing more may come
+    return bytes(got)

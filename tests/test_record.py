@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import serial
 
 from hil.at.framer import Framer, Line
 from hil.broker import Broker
@@ -27,7 +26,7 @@ from hil.session import RX, TX, Chunk, Session, SessionError, load_session, pars
 from hil.sim.firmware import Firmware
 from hil.sim.host import SimConfig, Simulator
 from hil.sim.profiles import profile_named
-from tests.terminal import ROOT, Terminal
+from tests.terminal import ROOT, Terminal, play_session
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -76,21 +75,6 @@ def _lines(data: bytes) -> list[str]:
     return [e.text for e in framer.feed(data, 0) if isinstance(e, Line)]
 
 
-def _play(port: str, session: Session, timeout: float = 10.0) -> bytes:
-    """Send the session's client bytes, chunk by chunk, to `port`; return all it sent back."""
-    got = bytearray()
-    want = len(session.joined(RX))
-    with serial.serial_for_url(port, timeout=0.05) as link:
-        for chunk in session.chunks:
-            if chunk.direction == TX:
-                link.write(chunk.data)
-        deadline = time.monotonic() + timeout
-        while len(got) < want and time.monotonic() < deadline:
-            got += link.read(4096)
-        got += link.read(4096)  # nothing more may come
-    return bytes(got)
-
-
 def test_miniterm_session_records_and_replays_byte_for_byte(sim: str, tmp_path: Path) -> None:
     path = tmp_path / "miniterm.jsonl"
     recorder, client_port = _start(
@@ -127,7 +111,7 @@ def test_miniterm_session_records_and_replays_byte_for_byte(sim: str, tmp_path: 
 
     server = ReplayServer(StrictReplay(session, pace=False))
     try:
-        replayed = _play(server.port, session)
+        replayed = play_session(server.port, session)
     finally:
         server.close()
     assert replayed == received
