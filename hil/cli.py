@@ -12,6 +12,7 @@ from hil import record as record_cli
 from hil import run as run_cli
 from hil.acceptance import cli as acceptance_cli
 from hil.broker import cli as broker_cli
+from hil.fuzz import cli as fuzz_cli
 from hil.sim import cli as sim_cli
 
 
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     record_cli.add_replay_arguments(replay)
     replay.set_defaults(func=record_cli.replay_main)
+    fuzz = sub.add_parser(
+        "fuzz", help="grammar-based AT fuzzing of the MQTT commands; findings as regression tests"
+    )
+    fuzz_cli.add_arguments(fuzz)
+    fuzz.set_defaults(func=fuzz_cli.main)
     console = sub.add_parser(
         "console", help="an interactive AT terminal: history, completion, decoded results"
     )

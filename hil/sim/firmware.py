@@ -217,6 +217,9 @@ class Firmware:
             if self.echo:
                 out.append(SerialOut(byte))
             if byte == b"\r":
+                if self._bug("quote_wedges_parser") and self._line.count(b'"') % 2:
+                    self._line += byte  # fuzz-only bug: the CR is taken as quoted text
+                    continue
                 line = bytes(self._line)
                 self._line.clear()
                 out += self._command_line(line, now)
@@ -264,6 +267,8 @@ class Firmware:
         if self.conn == "mqtt_up":
             return 1
         if self.conn in ("tcp_up", "mqtt_connecting"):
+            if self._bug("statu_from_ceer") and self.ceer == 2:
+                return 1
             return 0 if self._bug("mipstart_status_stays_0") else 2
         if self.conn == "mqtt_closed":
             return self.profile.status_after_mdisconnect
@@ -312,6 +317,11 @@ class Firmware:
             return []
         if text[:2].upper() != b"AT":
             return [self._lines("ERROR")]
+        if self._bug("tab_restarts") and b"\t" in text:  # a watchdog reset: no answer
+            out = self._drop_socket()
+            self._reset_ram(carry_store=False)
+            self._timers["boot"] = now + self.profile.boot_s * self.time_scale
+            return out
         rest = text[2:].lstrip()
         if not rest:
             return [self._lines("OK", command="AT")]
@@ -562,6 +572,8 @@ class Firmware:
     # --- 2.4 / 2.5 MSUB, MUNSUB
 
     def _msub(self, args: bytes, now: float) -> list[Action]:
+        if self._bug("nonascii_msub_no_result") and any(b > 0x7F for b in args):
+            return [self._lines("OK", command="MSUB")]
         parts = _params(args, 2)
         try:
             if len(parts) != 2:
@@ -578,6 +590,8 @@ class Firmware:
             packet_id = self.session.subscribe(topic, min(qos, 2), now)
         except ValueError:  # not a valid topic filter (`a/#/b`)
             return self._ok_then_result("MSUB", False, 2)
+        if self._bug("second_msub_drops_result"):
+            self._pending = [p for p in self._pending if p.name != "MSUB"]
         self._pending.append(_Pending("MSUB", packet_id))
         return [self._lines("OK", command="MSUB"), *self._flush_session()]
 
@@ -620,6 +634,8 @@ class Firmware:
             return self._ok_then_result("MPUB", False, 2)
         if self.conn != "mqtt_up":
             return self._ok_then_result("MPUB", False, 1)
+        if self._bug("empty_qos1_mpub_dropped") and not message and qos == 1:
+            return self._ok_then_result("MPUB", True, None)
         if self._bug("mpub_qos_downgraded"):
             qos = 0
         return self._publish("MPUB", topic, qos, retain, message, now)
@@ -685,6 +701,8 @@ class Firmware:
         return [*out, *self._ok_then_result("MDISCONNECT", True, None)]
 
     def _mipclose(self, args: bytes, now: float) -> list[Action]:
+        if self._bug("mipclose_pending_keeps_socket") and self._pending:
+            self.socket_id, self.session, self.conn, self._pending = None, None, "idle", []
         status_stays = self._bug("mipclose_status_stays") and self.conn != "idle"
         out = [] if status_stays else self._drop_socket()
         self._record(0)
@@ -774,6 +792,8 @@ class Firmware:
         return out
 
     def _incoming(self, topic: str, payload: bytes) -> SerialOut:
+        if self._bug("urc_lost_in_prompt") and self._data is not None:
+            return SerialOut(b"")
         if not self.manual:
             return self._lines(self._report(topic, payload))
         index = self.next_slot

@@ -75,6 +75,9 @@ class VirtualBroker:
     subscriptions: dict[str, int] = field(default_factory=dict)
     received: list[Publish] = field(default_factory=list)
     delivered: list[Publish] = field(default_factory=list)
+    #: Messages to the module that it acknowledged (PUBACK at QoS 1, PUBREC at QoS 2).
+    acknowledged: list[Publish] = field(default_factory=list)
+    _unacknowledged: dict[int, Publish] = field(default_factory=dict)
     _decoder: Decoder = field(default_factory=Decoder)
     _inbound_qos2: dict[int, Publish] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -135,12 +138,21 @@ class VirtualBroker:
                     out += self._fan_out(message)
                 return out, False
             case Pubrec(packet_id=pid):
+                self._taken(pid)
                 return [Pubrel(pid)], False
+            case Puback(packet_id=pid):
+                self._taken(pid)
+                return [], False
             case Pingreq():
                 return [Pingresp()], False
             case Disconnect():
                 return [], True
         return [], False  # PUBACK, PUBCOMP of our deliveries: nothing to answer
+
+    def _taken(self, packet_id: int) -> None:
+        message = self._unacknowledged.pop(packet_id, None)
+        if message is not None:
+            self.acknowledged.append(message)
 
     def _fan_out(self, message: Publish) -> list[Packet]:
         """The module gets its own publication back where it subscribed to it."""
@@ -161,6 +173,8 @@ class VirtualBroker:
         packet = Publish(topic, payload, level, packet_id=None if level == 0 else
                          next(self._ids) % 65535 + 1)
         self.delivered.append(packet)
+        if packet.packet_id is not None:
+            self._unacknowledged[packet.packet_id] = packet
         return packet
 
 
@@ -181,6 +195,11 @@ class VirtualModule:
         self.reachable = reachable
         self.now = 0.0
         self.output = bytearray()
+        #: Messages the firmware took on a live connection, which it must report: at QoS 0
+        #: the ones that reached it while connected, at QoS 1 and 2 the ones it acknowledged
+        #: (`broker.acknowledged`, added by `taken()`).
+        self.handed: list[Publish] = []
+        self._inbound: dict[int, Decoder] = {}
         self._queue: list[tuple[float, int, SocketEvent]] = []
         self._seq = itertools.count()
 
@@ -204,6 +223,10 @@ class VirtualModule:
         """What the module sent since the last read."""
         data, self.output = bytes(self.output), bytearray()
         return data
+
+    def taken(self) -> list[Publish]:
+        """Every message the module must have reported by now."""
+        return self.handed + self.broker.acknowledged
 
     def peer_publish(self, topic: str, payload: bytes, qos: int = 0) -> bool:
         """Another client publishes: the broker delivers it if the module subscribed."""
@@ -234,6 +257,10 @@ class VirtualModule:
             self.now = max(self.now, at)
             if self._queue and self._queue[0][0] <= self.now:
                 event = heapq.heappop(self._queue)[2]
+                if isinstance(event, SocketData) and event.socket_id == self.firmware.socket_id:
+                    decoder = self._inbound.setdefault(event.socket_id, Decoder())
+                    self.handed += [p for p in decoder.feed(event.data) if isinstance(p, Publish)
+                                    and p.qos == 0 and self.broker.connected]
                 self._apply(self.firmware.socket_event(event, self.now))
             else:
                 self._apply(self.firmware.tick(self.now))
