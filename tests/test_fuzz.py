@@ -17,6 +17,7 @@ from hil.fuzz.grammar import Case, Command, Data, PeerPublish, command_name, cov
 from hil.fuzz.runner import fuzz
 from hil.sim.bugs import BUGS, FUZZ_BUGS
 from hil.sim.profiles import V32
+from hil.sim.virtual import topic_matches
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,3 +120,9 @@ def test_cli_writes_a_script_and_a_regression_test(tmp_path: Path) -> None:
     again = subprocess.run([*replay, "--bug", "tab_restarts"], cwd=ROOT, capture_output=True,
                            text=True, timeout=60)
     assert again.returncode == 1 and "no restart" in again.stdout
+
+
+def test_the_virtual_broker_matches_topic_filters_as_mqtt_does() -> None:
+    assert topic_matches("a/+", "a/b") and topic_matches("#", "x/y")
+    assert topic_matches("a/#", "a") and topic_matches("a/b", "a/b")
+    assert not topic_matches("a/+", "a/b/c") and not topic_matches("a/b", "a/c")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def summary(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _every_minute():  # type: ignore[no-untyped-def]
+def _every_minute() -> Callable[[Report], None]:
     """A progress line about once a minute."""
     shown = [0]
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hil.at.framer import Framer, Line, Prompt
@@ -226,7 +227,7 @@ class CaseRun:
 
     # ------------------------------------------------------------ reading the module
 
-    def _advance(self, seconds: float, until=None) -> None:  # type: ignore[no-untyped-def]
+    def _advance(self, seconds: float, until: Callable[[], bool] | None = None) -> None:
         module = self.module
         end = module.now + seconds
         while module.now < end:
@@ -332,7 +333,7 @@ class CaseRun:
 
     def _settle(self) -> None:
         """Let the network deliver what is in flight (bounded)."""
-        self._advance(1.0, until=lambda: not self.module._queue)
+        self._advance(1.0, until=lambda: self.module.network_idle)
 
     def _settle_owed(self) -> None:
         if self.data_left is not None:

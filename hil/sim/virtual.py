@@ -237,6 +237,11 @@ class VirtualModule:
         self._later(SocketData(socket_id, encode(packet)))
         return True
 
+    @property
+    def network_idle(self) -> bool:
+        """No packet or socket event is on its way."""
+        return not self._queue
+
     def next_event(self) -> float | None:
         times = [t for t in (self.firmware.next_deadline(),) if t is not None]
         if self._queue:
