@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import sys
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,7 +84,9 @@ def write_finding(folder: Path, finding: Finding, profile: str, bugs: frozenset[
     test = f'''"""Found by `hil fuzz` ({script["found"]}, profile {profile}{
         ", bugs " + ", ".join(sorted(bugs)) if bugs else ""}).
 
-{v.oracle}: {v.detail} (step {v.step + 1}). The minimal sequence:
+{v.oracle} (step {v.step + 1}): {textwrap.shorten(v.detail, 70)}
+
+The minimal sequence:
 
 {listing}
 """
