@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the run's figures here")
     parser.add_argument("--replay", type=Path, default=None, metavar="SCRIPT",
                         help="run one script written for a finding, and say what the oracles see")
+    parser.add_argument("--against", metavar="PROFILE", default=None,
+                        help="differential run: the same cases (--cases, default 300) on "
+                        "--profile and on PROFILE, every answer compared")
     parser.add_argument("--list-bugs", action="store_true",
                         help="list the fuzz-only simulator bugs and exit")
 
@@ -164,6 +167,18 @@ def main(args: argparse.Namespace) -> int:
             return 0
         print(f"{violation.oracle}: {violation.detail} (step {violation.step + 1})")
         return 1
+    if args.against is not None:
+        from hil.fuzz import differential
+
+        try:
+            other = profile_named(args.against)
+        except ValueError as exc:
+            print(f"hil fuzz: {exc}", file=sys.stderr)
+            return 2
+        drawn = differential.draw_cases(args.cases or 300, args.seed, args.max_steps)
+        found = differential.compare(profile, other, drawn, bugs_b=bugs)
+        print(differential.render(profile, other, found))
+        return 1 if found.unexplained or found.unmodelled else 0
     if args.minutes is None and args.cases is None:
         print("hil fuzz: say how long: --minutes N or --cases N", file=sys.stderr)
         return 2
