@@ -51,10 +51,6 @@ class Violation:
     detail: str
     step: int
 
-    @property
-    def signature(self) -> str:
-        return f"{self.oracle}: {re.sub(r'[0-9]+', 'N', self.detail)[:60]}"
-
 
 class _Stop(Exception):
     def __init__(self, violation: Violation) -> None:
@@ -181,7 +177,6 @@ class CaseRun:
         self.data_left = int(step.line.rsplit(",", 1)[-1].strip())
         self._data_topic = step.line.split("=", 1)[1].split(",", 1)[0].strip()
         self._data = bytearray()
-        self._data_deadline = self.module.now + BOUND_S
 
     def _send_data(self, raw: bytes) -> None:
         assert self.data_left is not None and self.current is not None

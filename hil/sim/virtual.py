@@ -74,7 +74,6 @@ class VirtualBroker:
     connected: bool = False
     subscriptions: dict[str, int] = field(default_factory=dict)
     received: list[Publish] = field(default_factory=list)
-    delivered: list[Publish] = field(default_factory=list)
     #: Messages to the module that it acknowledged (PUBACK at QoS 1, PUBREC at QoS 2).
     acknowledged: list[Publish] = field(default_factory=list)
     _unacknowledged: dict[int, Publish] = field(default_factory=dict)
@@ -172,7 +171,6 @@ class VirtualBroker:
         level = min(qos, max(granted))
         packet = Publish(topic, payload, level, packet_id=None if level == 0 else
                          next(self._ids) % 65535 + 1)
-        self.delivered.append(packet)
         if packet.packet_id is not None:
             self._unacknowledged[packet.packet_id] = packet
         return packet
