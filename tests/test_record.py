@@ -230,3 +230,29 @@ def test_a_recorded_session_is_checked_against_profiles(tmp_path: Path) -> None:
     assert code.returncode == 1
     assert "differs from profile v3.3 in 7 of 8 exchanges" in code.stdout
     assert "module:  '+MSUB: SUCCESS'" in code.stdout and "v3.3: '+MSUB:SUCCESS'" in code.stdout
+
+
+def test_by_command_replay_answers_the_channel_in_another_order(sim: str, tmp_path: Path) -> None:
+    path = tmp_path / "commands.jsonl"
+    recorder = Recorder(sim, 115200, path)
+    try:
+        at = L506.open(recorder.client_port, 115200, open_timeout=5)
+        try:
+            live = {text: at.channel.command(text, timeout=5).summary()
+                    for text in ("AT", "ATI", "AT+MQTTSTATU", "AT+MQTTCEER")}
+        finally:
+            at.channel.close()
+    finally:
+        recorder.close()
+    server = ReplayServer(CommandReplay(load_session(path)))
+    try:
+        at = L506.open(server.port, 115200, open_timeout=5)
+        try:
+            for text in ("AT+MQTTCEER", "ATI", "AT", "AT+MQTTSTATU", "ATI"):
+                assert at.channel.command(text, timeout=5).summary() == live[text]
+            assert at.channel.command("AT+CGMR", timeout=5).error  # never recorded
+        finally:
+            at.channel.close()
+    finally:
+        server.close()
+    assert server.replay.unknown == [b"AT+CGMR"]
