@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the run's figures here")
     parser.add_argument("--replay", type=Path, default=None, metavar="SCRIPT",
                         help="run one script written for a finding, and say what the oracles see")
+    parser.add_argument("--port", default=None, metavar="URL",
+                        help="fuzz the module behind this serial port (a rig's, or `hil sim`'s "
+                        "pty) instead of the firmware model; needs --broker")
+    parser.add_argument("--broker", default=None, metavar="HOST:PORT",
+                        help="the broker the module dials (a tap in front of it records its "
+                        "side); the module is restarted with AT+CFUN=1,1 before each case")
+    parser.add_argument("--baud", type=int, default=115200, help="the port's rate (115200)")
     parser.add_argument("--against", metavar="PROFILE", default=None,
                         help="differential run: the same cases (--cases, default 300) on "
                         "--profile and on PROFILE, every answer compared")
@@ -116,7 +123,7 @@ def test_{name}(rig) -> None:
 
 def summary(report: Report) -> str:
     covered, total = report.coverage()
-    lines = [f"{report.cases} cases in {report.seconds:.0f} s ({report.rate:.0f} cases/s); "
+    lines = [f"{report.cases} cases in {report.seconds:.0f} s ({report.rate:.1f} cases/s); "
              f"{len(report.findings)} finding(s); coverage {covered}/{total} "
              f"(command x parameter class)"]
     missing = sorted(coverage_cells() - set(report.covered))
@@ -182,6 +189,16 @@ def main(args: argparse.Namespace) -> int:
     if args.minutes is None and args.cases is None:
         print("hil fuzz: say how long: --minutes N or --cases N", file=sys.stderr)
         return 2
+    module = None
+    if args.port is not None:
+        host, _, port = (args.broker or "").rpartition(":")
+        if not host or not port.isdigit():
+            print("hil fuzz: --port needs --broker HOST:PORT (the broker the module dials)",
+                  file=sys.stderr)
+            return 2
+        from hil.fuzz.port import PortModule
+
+        module = PortModule(args.port, (host, int(port)), baud=args.baud)
 
     def found(finding: Finding) -> None:
         path = write_finding(args.out, finding, profile.name, bugs)
@@ -196,8 +213,10 @@ def main(args: argparse.Namespace) -> int:
         seconds=None if args.minutes is None else args.minutes * 60,
         max_cases=args.cases, first_seed=args.seed, max_steps=args.max_steps,
         stop_at_first=args.first, on_finding=found,
-        progress=_every_minute(),
+        progress=_every_minute(), module=module,
     )
+    if module is not None:
+        module.close()
     print(summary(report))
     if args.json is not None:
         covered, total = report.coverage()

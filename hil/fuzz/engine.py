@@ -24,12 +24,16 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hil.at.framer import Framer, Line, Prompt
 from hil.fuzz.grammar import Case, Command, Data, PeerPublish, Step, command_name
 from hil.l506.types import MSUB_COUNTED, parse_msub
 from hil.sim.profiles import Profile
 from hil.sim.virtual import VirtualModule
+
+if TYPE_CHECKING:
+    from hil.fuzz.port import PortModule
 
 _FINAL = re.compile(rb"(?:OK|ERROR)[ \t]*\Z")
 _RESULT = re.compile(rb"\+ ?([A-Z]+): ?(SUCCESS|FAILURE)(?:,(\d+))?[ \t]*\Z")
@@ -72,10 +76,12 @@ class _Command:
 
 
 class CaseRun:
-    """One case on a fresh virtual module; `run()` returns the first violation or None."""
+    """One case on a freshly started module (a virtual one by default, or a `PortModule`);
+    `run()` returns the first violation or None."""
 
-    def __init__(self, profile: Profile, bugs: frozenset[str]) -> None:
-        self.module = VirtualModule(profile, bugs)
+    def __init__(self, profile: Profile, bugs: frozenset[str],
+                 module: VirtualModule | PortModule | None = None) -> None:
+        self.module = VirtualModule(profile, bugs) if module is None else module
         self.module.power_on()
         self.module.read()
         self.framer = Framer((MSUB_COUNTED,))

@@ -13,12 +13,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
 from hil.fuzz.engine import CaseRun, Violation
 from hil.fuzz.grammar import Case, Command, cases, coverage_cells
 from hil.sim.profiles import Profile
+
+if TYPE_CHECKING:
+    from hil.fuzz.port import PortModule
 
 ROUND = 300  # cases hypothesis draws per round before a new seed
 
@@ -62,13 +66,15 @@ class _Found(Exception):
     pass
 
 
-def run_case(case: Case, profile: Profile, bugs: frozenset[str]) -> Violation | None:
-    return CaseRun(profile, bugs).run(case)
+def run_case(case: Case, profile: Profile, bugs: frozenset[str],
+             module: PortModule | None = None) -> Violation | None:
+    """One case on a fresh virtual module, or on `module` (restarted first)."""
+    return CaseRun(profile, bugs, module).run(case)
 
 
 def _round(
     profile: Profile, bugs: frozenset[str], round_seed: int, max_steps: int, report: Report,
-    known: set[str], over: Callable[[], bool],
+    known: set[str], over: Callable[[], bool], module: PortModule | None,
 ) -> tuple[Case, Violation] | None:
     """One hypothesis run of ROUND cases (odd seeds: valid values only, even: malformed
     ones too): the shrunk first new finding, or None."""
@@ -83,7 +89,7 @@ def _round(
         if over() and not failing:
             return
         report.cases += 1
-        run = CaseRun(profile, bugs)
+        run = CaseRun(profile, bugs, module)
         violation = run.run(case)
         report.covered.update(run.covered)
         if violation is not None and signature(case, violation) not in known:
@@ -108,8 +114,10 @@ def fuzz(
     stop_at_first: bool = False,
     progress: Callable[[Report], None] = lambda r: None,
     on_finding: Callable[[Finding], None] = lambda f: None,
+    module: PortModule | None = None,
 ) -> Report:
-    """Fuzz until `seconds` pass or `max_cases` ran (one of them must be given)."""
+    """Fuzz until `seconds` pass or `max_cases` ran (one of them must be given), on the
+    virtual bench or, given `module`, through a port."""
     if seconds is None and max_cases is None:
         raise ValueError("give a time (seconds) or a number of cases")
     report = Report()
@@ -123,7 +131,8 @@ def fuzz(
     round_no = 0
     while not over():
         round_no += 1
-        found = _round(profile, bugs, first_seed + round_no, max_steps, report, known, over)
+        found = _round(profile, bugs, first_seed + round_no, max_steps, report, known, over,
+                       module)
         if found is not None:
             case, violation = found
             finding = Finding(violation, case, time.monotonic() - started, report.cases)
