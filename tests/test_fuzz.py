@@ -13,35 +13,15 @@ from types import SimpleNamespace
 import pytest
 
 from hil.fuzz.engine import CaseRun
-from hil.fuzz.grammar import Case, Command, Data, PeerPublish, command_name, coverage_cells
+from hil.fuzz.grammar import Case, Data, PeerPublish, coverage_cells
 from hil.fuzz.runner import fuzz
 from hil.sim.bugs import BUGS, FUZZ_BUGS
 from hil.sim.profiles import V32
 from hil.sim.virtual import topic_matches
+from tests.fuzzcases import SHOWN_BY
+from tests.fuzzcases import cmd as _cmd
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _cmd(line: str, wait: bool = True) -> Command:
-    return Command(command_name(line), line, wait=wait)
-
-
-#: Per fuzz-only bug, a minimal case that shows it, and the oracle that must object.
-SHOWN_BY: dict[str, tuple[Case, str]] = {
-    "quote_wedges_parser": (Case("none", (_cmd('AT+MCONFIG="c'),)), "final answer"),
-    "nonascii_msub_no_result": (Case("none", (_cmd("AT+MSUB=é,0"),)), "final answer"),
-    "tab_restarts": (Case("none", (_cmd("AT+MCONFIG=c\t1"),)), "no restart"),
-    "statu_from_ceer": (Case("tcp", (_cmd("AT+MCONFIG="),)), "MQTTSTATU"),
-    "mipclose_pending_keeps_socket": (
-        Case("tcp", (_cmd("AT+MCONNECT=1,30", wait=False), _cmd("AT+MIPCLOSE"))), "MQTTSTATU"),
-    "second_msub_drops_result": (
-        Case("mqtt", (_cmd("AT+MSUB=a/b,0", wait=False), _cmd("AT+MSUB=t,0"))),
-        "final answer"),
-    "urc_lost_in_prompt": (
-        Case("subscribed", (_cmd("AT+MPUBEX=t,0,0,2"), PeerPublish("a/b", "p"), Data("hi"))),
-        "message lost"),
-    "empty_qos1_mpub_dropped": (Case("mqtt", (_cmd("AT+MPUB=a/b,1,0,"),)), "message lost"),
-}
 
 
 def test_every_fuzz_only_bug_has_a_case_and_is_kept_from_mutants() -> None:

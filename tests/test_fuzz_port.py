@@ -15,7 +15,7 @@ from hil.fuzz.port import PortModule
 from hil.sim.firmware import Firmware
 from hil.sim.host import SimConfig, Simulator
 from hil.sim.profiles import V32
-from tests.test_fuzz import SHOWN_BY
+from tests.fuzzcases import SHOWN_BY
 
 pytestmark = pytest.mark.timeout(180)
 
