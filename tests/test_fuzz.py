@@ -106,3 +106,14 @@ def test_the_virtual_broker_matches_topic_filters_as_mqtt_does() -> None:
     assert topic_matches("a/+", "a/b") and topic_matches("#", "x/y")
     assert topic_matches("a/#", "a") and topic_matches("a/b", "a/b")
     assert not topic_matches("a/+", "a/b/c") and not topic_matches("a/b", "a/c")
+
+
+def test_a_trailing_blank_of_an_mpub_line_is_an_open_point_not_a_lost_message() -> None:
+    """Found by a 30-minute run on the model: `AT+MPUB= a/b, 0, 0, ` publishes an empty
+    message (the model trims the line's end); the guide does not say whether it should."""
+    case = Case("mqtt", (_cmd("AT+MPUB= a/b, 0, 0, "),))
+    run = CaseRun(V32, frozenset())
+    assert run.run(case) is None
+    assert run.module.broker.received[-1].payload == b""
+    lost = Case("mqtt", (_cmd("AT+MPUB=a/b,1,0, "),))
+    assert CaseRun(V32, frozenset({"empty_qos1_mpub_dropped"})).run(lost) is not None
