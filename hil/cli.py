@@ -6,11 +6,14 @@ import argparse
 import sys
 
 from hil import bench as bench_cli
+from hil import console as console_cli
 from hil import mutants as mutants_cli
+from hil import record as record_cli
 from hil import run as run_cli
 from hil.acceptance import cli as acceptance_cli
 from hil.broker import cli as broker_cli
 from hil.farm import cli as farm_cli
+from hil.fuzz import cli as fuzz_cli
 from hil.reliability import cli as reliability_cli
 from hil.sim import cli as sim_cli
 from hil.version import harness_version
@@ -87,6 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     farm_cli.add_places_arguments(places)
     places.set_defaults(func=farm_cli.places_main)
+    record = sub.add_parser(
+        "record", help="pass a serial client's bytes to the port and back, recording both ways"
+    )
+    record_cli.add_record_arguments(record)
+    record.set_defaults(func=record_cli.record_main)
+    replay = sub.add_parser(
+        "replay", help="serve a recorded session as a port, or check it against a profile"
+    )
+    record_cli.add_replay_arguments(replay)
+    replay.set_defaults(func=record_cli.replay_main)
+    fuzz = sub.add_parser(
+        "fuzz", help="grammar-based AT fuzzing of the MQTT commands; findings as regression tests"
+    )
+    fuzz_cli.add_arguments(fuzz)
+    fuzz.set_defaults(func=fuzz_cli.main)
+    console = sub.add_parser(
+        "console", help="an interactive AT terminal: history, completion, decoded results"
+    )
+    console_cli.add_arguments(console)
+    console.set_defaults(func=console_cli.run)
     return parser
 
 

@@ -21,7 +21,7 @@ from hil.acceptance.stats import Thresholds
 from hil.power.factory import PowerConfig
 from hil.power.registry import settings_class, settings_from_table
 from hil.power.settings import SettingsError
-from hil.sim.bugs import BUGS
+from hil.sim.bugs import BUGS, FUZZ_BUGS
 from hil.sim.profiles import PROFILES
 
 DutKind = Literal["simulator", "hardware"]
@@ -79,8 +79,9 @@ def _known_profile(value: str) -> str | None:
 
 
 def _known_bugs(values: list[str]) -> str | None:
-    unknown = [v for v in values if v not in BUGS]
-    return f"unknown firmware bug(s) {unknown} (see `hil mutants --list`)" if unknown else None
+    unknown = [v for v in values if v not in BUGS and v not in FUZZ_BUGS]
+    return (f"unknown firmware bug(s) {unknown} (see `hil mutants --list` and "
+            f"`hil fuzz --list-bugs`)" if unknown else None)
 
 
 _DUT = {

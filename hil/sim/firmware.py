@@ -244,6 +244,9 @@ class Firmware:
             if self.echo:
                 out.append(SerialOut(byte))
             if byte == b"\r":
+                if self._bug("quote_wedges_parser") and self._line.count(b'"') % 2:
+                    self._line += byte  # fuzz-only bug: the CR is taken as quoted text
+                    continue
                 line = bytes(self._line)
                 self._line.clear()
                 out += self._command_line(line, now)
@@ -326,6 +329,8 @@ class Firmware:
         """What AT+MQTTSTATU prints now (2.14, STATU-1)."""
         if self.state in _TCP_ONLY and self._bug("mipstart_status_stays_0"):
             return 0
+        if self.state in _TCP_ONLY and self._bug("statu_from_ceer") and self.ceer == 2:
+            return 1
         return mqtt_status(self.state, self.profile)
 
     # ------------------------------------------------------------ output helpers
@@ -379,6 +384,11 @@ class Firmware:
             return []
         if text[:2].upper() != b"AT":
             return [self._lines("ERROR")]
+        if self._bug("tab_restarts") and b"\t" in text:  # a watchdog reset: no answer
+            out = self._release_socket()
+            self._reset_ram(carry_store=False)
+            self._timers["boot"] = now + self.profile.boot_s * self.time_scale
+            return out
         rest = text[2:].lstrip()
         if not rest:
             return [self._lines("OK", command="AT")]
@@ -582,6 +592,8 @@ class Firmware:
 
     def _msub(self, args: bytes, now: float) -> list[Action]:
         """2.4 AT+MSUB: SUBSCRIBE; the result URC comes with SUBACK."""
+        if self._bug("nonascii_msub_no_result") and any(b > 0x7F for b in args):
+            return [self._lines("OK", command="MSUB")]
         parts = self._params(args, 2)
         try:
             if len(parts) != 2:
@@ -598,6 +610,8 @@ class Firmware:
             packet_id = self.session.subscribe(topic, min(qos, 2), now)
         except ValueError:  # not a valid topic filter (`a/#/b`)
             return self._answer("MSUB", False, 2)
+        if self._bug("second_msub_drops_result"):
+            self._pending = [p for p in self._pending if p.name != "MSUB"]
         self._pending.append(_Pending("MSUB", packet_id))
         return [self._lines("OK", command="MSUB"), *self._flush_session()]
 
@@ -647,6 +661,8 @@ class Firmware:
             return self._answer("MPUB", False, 2)
         if self.state is not ConnState.MQTT_UP:
             return self._answer("MPUB", False, 1)
+        if self._bug("empty_qos1_mpub_dropped") and not message and qos == 1:
+            return self._answer("MPUB", True, None)
         if self._bug("mpub_qos_downgraded"):
             qos = 0
         return self._publish("MPUB", topic, qos, retain, message, now)
@@ -731,6 +747,8 @@ class Firmware:
 
     def _mipclose(self, args: bytes, now: float) -> list[Action]:
         """2.9 AT+MIPCLOSE: let the socket go, from any state (MIPCLOSE-1)."""
+        if self._bug("mipclose_pending_keeps_socket") and self._pending:
+            self.socket_id, self.session, self._pending = None, None, []  # never closed
         status_stays = self._bug("mipclose_status_stays") and self.state is not ConnState.IDLE
         out = [] if status_stays else self._drop_socket(ConnEvent.MIPCLOSE)
         return [*out, *self._answer("MIPCLOSE", True)]
@@ -937,6 +955,8 @@ class Firmware:
         return out
 
     def _incoming(self, topic: str, payload: bytes) -> list[Action]:
+        if self._bug("urc_lost_in_prompt") and self._data is not None:
+            return []
         if not self.manual:
             shown = self._long_topic(topic, TOPIC_MAX)
             return [] if shown is None else [self._lines(self._report(shown, payload))]

@@ -1,0 +1,165 @@
+"""Differential runs: the same generated sequences on two firmwares, every answer compared.
+
+Each case (hil/fuzz/grammar.py) is played on both, step by step, on the virtual bench; the
+lines each step brought are compared. A difference is *explained* when it vanishes once the
+lines are normalised for a documented difference between the two profiles (a field of
+`Profile` in which they differ: the open points of clauses.md); what no documented
+difference explains is listed as it is: a fidelity problem of the model, or an anomaly of
+the firmware. The result is the fidelity report of one firmware against the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+from hil.at.framer import Framer, Line
+from hil.fuzz.grammar import Case, Command, Data, PeerPublish, cases
+from hil.l506.types import MSUB_COUNTED, MSUB_MESSAGE_MAX
+from hil.sim.profiles import Profile
+from hil.sim.virtual import VirtualModule
+
+STEP_S = 2.0  # device seconds each step is given before its lines are taken
+TAIL_S = 25.0  # and after the last step (a data timeout, an idle drop)
+
+_RESULT_COLON = re.compile(r"^(\+ ?[A-Z]+):(?! )")
+_MSUB_LEN = re.compile(r"^(\+MSUB: ?.*?,)(\d+)( bytes,)(.*)$", re.DOTALL)
+_INVALID_FINAL = re.compile(r"^(?:OK|ERROR)$")
+
+
+def _colon(lines: list[str]) -> list[str]:
+    return [_RESULT_COLON.sub(r"\1: ", x) for x in lines]
+
+
+def _msub_len(lines: list[str]) -> list[str]:
+    """`<len>` of a report as the cut length (MSUB-3 open point)."""
+    def cut(m: re.Match[str]) -> str:
+        shown = min(int(m.group(2)), MSUB_MESSAGE_MAX)
+        return f"{m.group(1)}{shown}{m.group(3)}{m.group(4)}"
+    return [_MSUB_LEN.sub(cut, x) for x in lines]
+
+
+def _invalid_final(lines: list[str]) -> list[str]:
+    out, after_invalid = [], False
+    for x in lines:
+        out.append("<final>" if after_invalid and _INVALID_FINAL.match(x) else x)
+        after_invalid = x.replace(" ", "").endswith("MQTTMSGGET:INVALID")
+    return out
+
+
+#: A documented difference (a `Profile` field) → how to make lines blind to it.
+NORMALISERS: dict[str, Callable[[list[str]], list[str]]] = {
+    "urc_space": _colon,
+    "msub_len": _msub_len,
+    "msgget_invalid_final": _invalid_final,
+}
+#: Fields that cannot show on the virtual bench (its clock has no latency, its boot waits).
+INVISIBLE = frozenset({"name", "revision", "latency", "latency_note", "boot_s", "call_ready_s"})
+
+
+@dataclass
+class Differences:
+    cases: int = 0
+    steps: int = 0
+    explained: Counter[str] = field(default_factory=Counter)  # field → steps it explains
+    unexplained: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
+    unmodelled: list[str] = field(default_factory=list)  # differing fields with no normaliser
+
+
+def documented(a: Profile, b: Profile) -> list[str]:
+    """The fields of `Profile` in which `a` and `b` differ (what may show)."""
+    return [f.name for f in dataclasses.fields(Profile)
+            if f.name not in INVISIBLE and getattr(a, f.name) != getattr(b, f.name)]
+
+
+def transcript(case: Case, profile: Profile, bugs: frozenset[str] = frozenset()
+               ) -> list[tuple[str, list[str]]]:
+    """(what was sent, the lines that followed) per step, on a fresh virtual module."""
+    module = VirtualModule(profile, bugs)
+    module.power_on()
+    module.read()
+    framer = Framer((MSUB_COUNTED,))
+    out: list[tuple[str, list[str]]] = []
+    steps = case.lines()
+    for i, step in enumerate(steps):
+        match step:
+            case Command(line=line):
+                framer.expect_prompt = step.name == "MPUBEX"
+                module.send(step.raw)
+                shown = line
+            case Data():
+                module.send(step.raw)
+                shown = f"<data {len(step.raw)} bytes>"
+            case PeerPublish(topic=topic, payload=payload, qos=qos):
+                module.peer_publish(topic, payload.encode(), qos)
+                shown = f"<broker message on {topic}>"
+        module.advance(TAIL_S if i == len(steps) - 1 else STEP_S)
+        lines = [e.text if isinstance(e, Line) else ">" for e in framer.feed(module.read(), 0)]
+        out.append((shown, lines))
+    return out
+
+
+def compare(a: Profile, b: Profile, cases: list[Case], *, bugs_b: frozenset[str] = frozenset()
+            ) -> Differences:
+    """Play `cases` on `a` and on `b` (with `bugs_b`); explain what differs."""
+    fields = documented(a, b)
+    result = Differences(unmodelled=[f for f in fields if f not in NORMALISERS])
+    normalisers = [(f, NORMALISERS[f]) for f in fields if f in NORMALISERS]
+    for case in cases:
+        result.cases += 1
+        for (sent, lines_a), (_, lines_b) in zip(transcript(case, a), transcript(case, b, bugs_b),
+                                                 strict=True):
+            result.steps += 1
+            if lines_a == lines_b:
+                continue
+            na, nb = lines_a, lines_b
+            used = []
+            for name, normalise in normalisers:
+                ma, mb = normalise(na), normalise(nb)
+                if _distance(ma, mb) < _distance(na, nb):
+                    used.append(name)
+                na, nb = ma, mb
+            if na == nb:
+                result.explained.update(used)
+            else:
+                result.unexplained.append((sent, lines_a, lines_b))
+    return result
+
+
+def _distance(a: list[str], b: list[str]) -> int:
+    """How many lines one side has and the other not."""
+    ca, cb = Counter(a), Counter(b)
+    return sum(((ca - cb) + (cb - ca)).values())
+
+
+def draw_cases(count: int, seed_value: int = 0, max_steps: int = 8) -> list[Case]:
+    """`count` cases drawn from the grammar, half of them with malformed values."""
+    drawn: list[Case] = []
+
+    @settings(max_examples=count, deadline=None, database=None, phases=(Phase.generate,),
+              suppress_health_check=list(HealthCheck))
+    @seed(seed_value)
+    @given(st.one_of(cases(max_steps, malformed=False), cases(max_steps)))
+    def collect(case: Case) -> None:
+        drawn.append(case)
+
+    collect()
+    return drawn
+
+
+def render(a: Profile, b: Profile, d: Differences) -> str:
+    rows = [f"{a.name} against {b.name}: {d.cases} cases, {d.steps} steps"]
+    for name, count in sorted(d.explained.items()):
+        rows.append(f"  documented difference {name}: explains {count} steps")
+    for name in d.unmodelled:
+        rows.append(f"  documented difference {name}: no normaliser, shown as unexplained")
+    rows.append(f"  unexplained: {len(d.unexplained)} steps")
+    for sent, la, lb in d.unexplained[:20]:
+        rows.append(f"    {sent!r}\n      {a.name}: {la}\n      {b.name}: {lb}")
+    return "\n".join(rows)

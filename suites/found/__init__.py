@@ -1,0 +1,1 @@
+"""Regression tests written by `hil fuzz` for its findings (docs/fuzz.md)."""
