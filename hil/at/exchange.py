@@ -199,7 +199,8 @@ class Urc:
 
 @dataclass(frozen=True, slots=True)
 class Prompted:
-    """The device asked for the command's raw data: `send_data()` may go now."""
+    """The device asked for the command's raw data: `send_data()` may go now (`DATA_DUE`),
+    unless the command was answered before the prompt came: then it never goes."""
 
     t_ns: int
 
@@ -377,9 +378,11 @@ class Exchange:
         return events
 
     def _prompted(self, prompt: Prompt, events: list[Event]) -> None:
-        # The framer sees a prompt only while one is expected: in AWAITING_PROMPT.
-        self._move("prompt", "prompt received")
+        # The framer sees one prompt, and only while a command with data is in flight; if
+        # the command was answered before it, the data is not due and never will be.
         assert self._cmd is not None
+        if self._state is State.AWAITING_PROMPT:
+            self._move("prompt", "prompt received")
         self._cmd.response.timing.prompt_ns = prompt.t_ns
         events.append(Prompted(prompt.t_ns))
 
@@ -431,7 +434,6 @@ class Exchange:
         if self._state in (State.AWAITING_PROMPT, State.DATA_DUE):
             # answered before its data went out: the data never will
             self._move("answered", "final code or result URC received")
-            self._framer.expect_prompt = False
         r = cmd.response
         if (self._state is State.AWAITING_ANSWER and r.final is not None
                 and (cmd.spec.result is None or r.result is not None or r.error)):
