@@ -197,8 +197,9 @@ def test_ok_alone_does_not_complete_a_command_with_a_result() -> None:
     ex = Exchange()
     ex.send(b"AT+MSUB=t,0", MSUB, 10)
     events = ex.receive(b"AT+MSUB=t,0\r" + crlf(b"OK"), 20)
+    after_ok = ex.state
     assert not any(isinstance(e, Completed) for e in events)
-    assert ex.state is State.AWAITING_ANSWER
+    assert after_ok is State.AWAITING_ANSWER
     events = ex.receive(crlf(b"+MSUB: SUCCESS"), 30)
     assert [type(e) for e in events] == [Answer, Completed]
     assert ex.state is State.COMPLETE

@@ -95,8 +95,8 @@ class Channel:
     """An AT command channel over any pyserial URL.
 
     Use from one test thread; the reader thread (or, during a command, that thread) only
-    reads and feeds the exchange. `transcript` may be swapped between tests (a fresh one per test);
-    `observer` is called with each completed Response.
+    reads and feeds the exchange. `transcript` may be swapped between tests (a fresh one per
+    test); `observer` is called with each completed Response.
     """
 
     def __init__(
@@ -296,8 +296,9 @@ class Channel:
         """Send `text` + CR and wait for its final code and (per spec) its result URC.
 
         With `data`, wait for the `>` prompt and then write `data` raw. If the command is
-        answered without a prompt (refused at once), the data is not sent. Raises
-        `CommandTimeout` with the partial response, or `PortLost`.
+        answered (a final code or result URC) before the data could go, it was refused and
+        the data is not sent. Raises `CommandTimeout` with the partial response, or
+        `PortLost`.
         """
         line = text.encode("utf-8") if isinstance(text, str) else bytes(text)
         shown = line.decode("utf-8", "backslashreplace")
