@@ -29,7 +29,6 @@ from hil.at.exchange import (
     Exchange,
     Prompted,
     Response,
-    State,
     Urc,
     show_line,
 )
@@ -317,7 +316,7 @@ class Channel:
                 self._write(wire, sent_ns, shown, "command")
                 if data is not None:
                     self._send_data(exchange, response, deadline, timeout, lent)
-                self._wait(lambda: exchange.state is State.COMPLETE, exchange, response,
+                self._wait(lambda: exchange.state == "complete", exchange, response,
                            deadline, timeout, lent)
             finally:
                 with self._cond:
@@ -355,10 +354,10 @@ class Channel:
 
     def _send_data(self, exchange: Exchange, response: Response, deadline: float,
                    timeout: float, lent: bool) -> None:
-        self._wait(lambda: exchange.state is not State.AWAITING_PROMPT, exchange, response,
+        self._wait(lambda: exchange.state != "awaiting prompt", exchange, response,
                    deadline, timeout, lent)
         with self._cond:
-            if exchange.state is not State.DATA_DUE:
+            if exchange.state != "data due":
                 return  # answered without a prompt: refused, the data must not go out
             data_ns = time.monotonic_ns()
             data = exchange.send_data(data_ns)

@@ -9,8 +9,8 @@ thread: `hil/at/channel.py` does, as h11's connection leaves its sockets to its 
 
 Which line answers the command in flight is decided by the command's `CommandSpec` and the
 line's shape; every other line is a URC, also in the middle of a response. A command goes
-through the states of `State` by the transitions in `_TRANSITIONS`; a call its state does
-not allow (a second command while one is in flight, data before the prompt) raises
+through the states of `State` only by the transitions in `_TRANSITIONS`; a call its state
+does not allow (a second command while one is in flight, data before the prompt) raises
 `ExchangeError`.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Literal
 
 from hil.at.framer import CountedLine, DataEcho, Framer, Line, Prompt
@@ -182,7 +181,11 @@ def show_line(line: Line | None, limit: int = 120) -> str:
 Part = Literal["echo", "data", "info", "final", "result"]
 
 
-@dataclass(frozen=True, slots=True)
+# Events are created for every line: plain slotted dataclasses, as cheap to make as a
+# class can be (a frozen one costs several times more on the path of every answer).
+
+
+@dataclass(slots=True)
 class Answer:
     """A line of the answer to the command in flight (filed in its `Response` too)."""
 
@@ -190,22 +193,22 @@ class Answer:
     part: Part
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Urc:
     """A line no command claims: unsolicited, or begun before the command went out."""
 
     line: Line
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prompted:
-    """The device asked for the command's raw data: `send_data()` may go now (`DATA_DUE`),
+    """The device asked for the command's raw data: `send_data()` may go now ("data due"),
     unless the command was answered before the prompt came: then it never goes."""
 
     t_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completed:
     """The command's answer is complete: its final code and, per its spec, its result URC
     (or an error, which ends it without one). `finish()` ends the command."""
@@ -215,39 +218,27 @@ class Completed:
 
 Event = Answer | Urc | Prompted | Completed
 
-
-class State(Enum):
-    """Where the command in flight stands."""
-
-    IDLE = "idle"  # no command in flight
-    AWAITING_PROMPT = "awaiting the prompt"  # sent with data: `>` (or a refusal) is due
-    DATA_DUE = "data due"  # the prompt came: the data goes out next
-    AWAITING_ANSWER = "awaiting the answer"  # the final code and/or the result URC are due
-    COMPLETE = "complete"  # answered: `finish()` returns to IDLE
-
+#: Where the command in flight stands: "idle" (none in flight); "awaiting prompt" (sent
+#: with data: its `>`, or a refusal, is due); "data due" (the prompt came: the data goes
+#: out next); "awaiting answer" (the final code and/or the result URC are due);
+#: "complete" (answered: `finish()` returns to "idle"). Strings, not an Enum: the state is
+#: read on the path of every answer, and an Enum member costs a descriptor call each time.
+State = Literal["idle", "awaiting prompt", "data due", "awaiting answer", "complete"]
 
 #: What moves a command on:
 #: "send" / "send with data": a command goes out; "prompt": its `>` arrived;
 #: "answered": a final code or result URC arrived before its data went out, so it never
-#: will (refused at once); "send data": the data went out; "complete": the answer is
-#: whole; "finish": the caller is done with it (answered, timed out or abandoned).
+#: will (refused); "send data": the data went out; "complete": the answer is whole;
+#: "finish": the caller is done with it (answered, timed out or abandoned).
 Trigger = Literal["send", "send with data", "prompt", "answered", "send data", "complete",
                   "finish"]
 
 _TRANSITIONS: dict[State, dict[Trigger, State]] = {
-    State.IDLE: {"send": State.AWAITING_ANSWER, "send with data": State.AWAITING_PROMPT},
-    State.AWAITING_PROMPT: {
-        "prompt": State.DATA_DUE,
-        "answered": State.AWAITING_ANSWER,
-        "finish": State.IDLE,
-    },
-    State.DATA_DUE: {
-        "send data": State.AWAITING_ANSWER,
-        "answered": State.AWAITING_ANSWER,
-        "finish": State.IDLE,
-    },
-    State.AWAITING_ANSWER: {"complete": State.COMPLETE, "finish": State.IDLE},
-    State.COMPLETE: {"finish": State.IDLE},
+    "idle": {"send": "awaiting answer", "send with data": "awaiting prompt"},
+    "awaiting prompt": {"prompt": "data due", "answered": "awaiting answer", "finish": "idle"},
+    "data due": {"send data": "awaiting answer", "answered": "awaiting answer", "finish": "idle"},
+    "awaiting answer": {"complete": "complete", "finish": "idle"},
+    "complete": {"finish": "idle"},
 }
 
 
@@ -275,7 +266,7 @@ class Exchange:
 
     def __init__(self, counted: Sequence[CountedLine] = ()) -> None:
         self._framer = Framer(counted)
-        self._state = State.IDLE
+        self._state: State = "idle"
         self._cmd: _Command | None = None
 
     @property
@@ -291,17 +282,17 @@ class Exchange:
 
     def check_send(self, command: str) -> None:
         """Raise `ExchangeError` unless `command` may be sent now (nothing in flight)."""
-        self._target("send", f"{command!r} sent")
+        self._target("send", command)
 
     def send(self, command: bytes, spec: CommandSpec, sent_ns: int,
              data: bytes | None = None) -> bytes:
         """Start `command` (written at `sent_ns`); return the bytes to write.
 
         With `data`, the command asks for raw data: a `>` at line start is its prompt, and
-        `send_data()` may go once it came (`State.DATA_DUE`).
+        `send_data()` may go once it came (state "data due").
         """
         text = command.decode("utf-8", "backslashreplace")
-        self._move("send" if data is None else "send with data", f"{text!r} sent")
+        self._move("send" if data is None else "send with data", text)
         response = Response(text, None, [], None, None, Timing(sent_ns), name=spec.name)
         self._cmd = _Command(spec, data, response)
         self._framer.expect_prompt = data is not None
@@ -314,7 +305,7 @@ class Exchange:
         do, byte for byte, become one `Answer(part="data")`, so data holding `\\r\\nOK\\r\\n`
         is never taken for the final code.
         """
-        self._move("send data", "data sent")
+        self._move("send data")
         cmd = self._cmd
         assert cmd is not None and cmd.data is not None  # DATA_DUE has both
         r = cmd.response
@@ -330,7 +321,7 @@ class Exchange:
         Bytes held as a possible data echo are framed as usual; with no command in flight
         any more, their lines are URCs, returned here.
         """
-        self._move("finish", "finish")
+        self._move("finish")
         self._cmd = None
         self._framer.expect_prompt = False
         events: list[Event] = []
@@ -345,7 +336,7 @@ class Exchange:
         if cmd is None:
             raise ExchangeError("no command in flight to time out")
         r, spec = cmd.response, cmd.spec
-        if self._state is State.AWAITING_PROMPT:
+        if self._state == "awaiting prompt":
             missing = "no '>' prompt"
         elif r.final is None:
             missing = "no final result code (OK/ERROR)"
@@ -381,8 +372,8 @@ class Exchange:
         # The framer sees one prompt, and only while a command with data is in flight; if
         # the command was answered before it, the data is not due and never will be.
         assert self._cmd is not None
-        if self._state is State.AWAITING_PROMPT:
-            self._move("prompt", "prompt received")
+        if self._state == "awaiting prompt":
+            self._move("prompt")
         self._cmd.response.timing.prompt_ns = prompt.t_ns
         events.append(Prompted(prompt.t_ns))
 
@@ -431,24 +422,27 @@ class Exchange:
         (a refusal), then if it ends the wait for the answer."""
         cmd = self._cmd
         assert cmd is not None
-        if self._state in (State.AWAITING_PROMPT, State.DATA_DUE):
+        if self._state == "awaiting prompt" or self._state == "data due":
             # answered before its data went out: the data never will
-            self._move("answered", "final code or result URC received")
+            self._move("answered")
         r = cmd.response
-        if (self._state is State.AWAITING_ANSWER and r.final is not None
+        if (self._state == "awaiting answer" and r.final is not None
                 and (cmd.spec.result is None or r.result is not None or r.error)):
-            self._move("complete", "answer completed")
+            self._move("complete")
             events.append(Completed(r))
 
     # ---------------------------------------------------------------- transitions
 
-    def _target(self, trigger: Trigger, action: str) -> State:
+    def _target(self, trigger: Trigger, command: str | None = None) -> State:
+        """The state `trigger` leads to; `ExchangeError` if it may not happen now (a
+        `command` to be sent is named in the message)."""
         target = _TRANSITIONS[self._state].get(trigger)
         if target is None:
+            action = trigger if command is None else f"{command!r} sent"
             where = ("no command is in flight" if self._cmd is None
-                     else f"{self._cmd.response.command!r} is in flight ({self._state.value})")
+                     else f"{self._cmd.response.command!r} is in flight ({self._state})")
             raise ExchangeError(f"{action} while {where}")
         return target
 
-    def _move(self, trigger: Trigger, action: str) -> None:
-        self._state = self._target(trigger, action)
+    def _move(self, trigger: Trigger, command: str | None = None) -> None:
+        self._state = self._target(trigger, command)
