@@ -307,7 +307,7 @@ class Exchange:
         """
         self._move("send data")
         cmd = self._cmd
-        assert cmd is not None and cmd.data is not None  # DATA_DUE has both
+        assert cmd is not None and cmd.data is not None  # "data due" has both
         r = cmd.response
         if r.echo is not None:
             self._framer.expect_echo(cmd.data)
