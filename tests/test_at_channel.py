@@ -1,33 +1,23 @@
-"""The channel against a scripted fake device on a real pseudo-terminal."""
+"""The channel against a scripted fake device on a real pseudo-terminal: what only threads
+and ports show (reads, writes, waits, the lease, lost ports, the URC queue, the transcript).
+Which line answers a command is the exchange's, tested without a port in test_at_exchange.py.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
 import socket
 import threading
 import time
-import tty
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import serial
 from fakedevice import FakeDevice, crlf
 
-from hil.at.channel import (
-    PLAIN,
-    AtError,
-    Channel,
-    CommandSpec,
-    CommandTimeout,
-    PortIO,
-    PortLost,
-    Response,
-    UrcTimeout,
-)
+from hil.at.channel import AtError, Channel, CommandTimeout, PortLost, UrcTimeout
+from hil.at.exchange import PLAIN, Response
 from hil.at.framer import Line
 from hil.at.transcript import Transcript
 from hil.l506.commands import MCONFIG, MPUBEX, MQTTSTATU, MSUB
@@ -47,21 +37,6 @@ def channel(device: FakeDevice) -> Iterator[Channel]:
         yield ch
 
 
-def test_echo_then_ok(device: FakeDevice, channel: Channel) -> None:
-    device.on(b"AT\r", crlf(b"OK"))
-    r = channel.command("AT", PLAIN, timeout=2)
-    assert r.echo is not None and r.echo.text == "AT"
-    assert r.ok and not r.error
-    assert r.lines == [] and r.result is None
-    assert channel.urcs() == []
-
-
-def test_without_echo(device: FakeDevice, channel: Channel) -> None:
-    device.on(b"ATE0\r", crlf(b"OK"), echo=False)
-    r = channel.command("ATE0", PLAIN, timeout=2)
-    assert r.echo is None and r.ok
-
-
 def test_result_after_ok_with_urc_in_between(device: FakeDevice, channel: Channel) -> None:
     device.on(b"AT+MSUB=t,0\r", crlf(b"OK"), 0.05, crlf(b"+MSUB: 0"), crlf(b"+MSUB: SUCCESS"))
     r = channel.command("AT+MSUB=t,0", MSUB, timeout=2)
@@ -73,26 +48,6 @@ def test_result_after_ok_with_urc_in_between(device: FakeDevice, channel: Channe
     assert r.timing.result_ms is not None and r.timing.final_ms is not None
     assert r.timing.final_ms < r.timing.result_ms
     assert r.timing.result_ms >= 50  # the device paused 50 ms before it
-
-
-def test_result_before_ok(device: FakeDevice, channel: Channel) -> None:
-    device.on(b"AT+MCONFIG=c\r", crlf(b"+MCONFIG:SUCCESS,0"), 0.02, crlf(b"OK"))
-    r = channel.command("AT+MCONFIG=c", MCONFIG, timeout=2)
-    assert r.ok and r.result is not None and r.result.text == "+MCONFIG:SUCCESS,0"
-    assert r.timing.result_ns is not None and r.timing.final_ns is not None
-    assert r.timing.result_ns <= r.timing.final_ns
-
-
-def test_error_completes_without_result(device: FakeDevice, channel: Channel) -> None:
-    device.on(b"AT+MSUB=t,9\r", crlf(b"ERROR"))
-    r = channel.command("AT+MSUB=t,9", MSUB, timeout=2)
-    assert r.error and not r.ok and r.result is None
-
-
-def test_cme_error_is_final(device: FakeDevice, channel: Channel) -> None:
-    device.on(b"AT+CPIN?\r", crlf(b"+CME ERROR: 10"))
-    r = channel.command("AT+CPIN?", PLAIN, timeout=2)
-    assert r.error and r.final is not None and r.final.text == "+CME ERROR: 10"
 
 
 def test_info_lines_and_urc_mid_response(device: FakeDevice, channel: Channel) -> None:
@@ -107,18 +62,6 @@ def test_info_lines_and_urc_mid_response(device: FakeDevice, channel: Channel) -
     assert channel.urcs() == []
 
 
-def test_message_urc_during_publish_is_not_part_of_the_response(
-    device: FakeDevice, channel: Channel
-) -> None:
-    payload = b"x,\r\n\x00\xff"
-    message = b"+MSUB: t,%d bytes," % len(payload) + payload
-    device.on(b"AT+MPUB=t,0,0,hi\r", crlf(b"OK"), crlf(message), crlf(b"+MPUB: SUCCESS"))
-    spec = CommandSpec("MPUB", result=re.compile(rb"\+MPUB: ?(SUCCESS|FAILURE)"))
-    r = channel.command("AT+MPUB=t,0,0,hi", spec, timeout=2)
-    assert r.ok and r.result is not None
-    assert [u.raw for u in channel.urcs()] == [message]
-
-
 def test_prompt_then_binary_data(device: FakeDevice, channel: Channel) -> None:
     data = b"\r\nOK\r\n,\x00\xff>"
     device.on(b"AT+MPUBEX=t,1,0,%d\r" % len(data), b"\r\n> ")
@@ -129,30 +72,6 @@ def test_prompt_then_binary_data(device: FakeDevice, channel: Channel) -> None:
     assert t.prompt_ns is not None and t.data_ns is not None and t.final_ns is not None
     assert t.sent_ns <= t.prompt_ns <= t.data_ns <= t.final_ns
     assert bytes(device.received).endswith(data)
-    assert channel.urcs() == []
-
-
-@pytest.mark.parametrize("data", [b"ab\r\ncd", b"\r\nOK\r\n", b"OK"], ids=["crlf", "ok", "bare-ok"])
-def test_data_echo_is_not_taken_for_the_answer(
-    device: FakeDevice, channel: Channel, data: bytes
-) -> None:
-    device.on(b"AT+MPUBEX=t,0,0,%d\r" % len(data), b"\r\n>> ")
-    device.on(data, data, crlf(b"OK"), crlf(b"+MPUBEX: SUCCESS"), echo=False)
-    r = channel.command(b"AT+MPUBEX=t,0,0,%d" % len(data), MPUBEX, timeout=2, data=data)
-    assert r.ok and r.result is not None
-    assert r.data_echo is not None and r.data_echo.raw == data
-    assert r.timing.final_ns is not None and r.data_echo.t_ns <= r.timing.final_ns
-    assert channel.urcs() == []
-
-
-@pytest.mark.parametrize("data", [b"\r\nOK\r\n!", b"OK"], ids=["ok-inside", "bare-ok"])
-def test_data_that_looks_like_the_answer_without_echo(
-    device: FakeDevice, channel: Channel, data: bytes
-) -> None:
-    device.on(b"AT+MPUBEX=t,0,0,%d\r" % len(data), b"\r\n> ")
-    device.on(data, crlf(b"OK"), crlf(b"+MPUBEX: SUCCESS"), echo=False)
-    r = channel.command(b"AT+MPUBEX=t,0,0,%d" % len(data), MPUBEX, timeout=2, data=data)
-    assert r.ok and r.result is not None and r.data_echo is None
     assert channel.urcs() == []
 
 
@@ -175,13 +94,6 @@ def test_timeout_on_silence_says_what_is_missing(device: FakeDevice, channel: Ch
     assert "echo='AT+MQTTSTATU'" in message
     assert "+MQTTST" in message  # the partial line
     assert info.value.response.final is None
-
-
-def test_timeout_waiting_for_result(device: FakeDevice, channel: Channel) -> None:
-    device.on(b"AT+MSUB=t,0\r", crlf(b"OK"))
-    with pytest.raises(CommandTimeout, match="final 'OK' but no MSUB result URC") as info:
-        channel.command("AT+MSUB=t,0", MSUB, timeout=0.3)
-    assert info.value.response.ok
 
 
 def test_timeout_waiting_for_prompt(channel: Channel) -> None:
@@ -265,100 +177,6 @@ def test_answer_is_framed_in_the_thread_that_waits_for_it(
     assert answers == [me, me]
     assert urcs and all(who.startswith("at-reader") for who in urcs)
     assert channel.transcript.rx_bytes() == bytes(device.written)
-
-
-def test_port_io_on_a_pty_takes_the_whole_burst_and_can_be_cancelled() -> None:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    port = serial.serial_for_url(os.ttyname(slave), timeout=0.2)
-    try:
-        io = PortIO(port)
-        assert io.lendable
-        assert io.wait(0.05) is False  # nothing arrived
-        io.cancel()
-        started = time.monotonic()
-        assert io.wait(5) is False  # cancelled: returns at once
-        assert time.monotonic() - started < 1
-        os.write(master, b"\r\nOK\r\n+MSUB: 1\r\n")
-        assert io.wait(2)
-        time.sleep(0.05)
-        assert io.take() == b"\r\nOK\r\n+MSUB: 1\r\n"  # one read, all of it
-        assert io.take() == b""  # nothing left: no wait
-        os.close(master)
-        master = -1
-        with pytest.raises((serial.SerialException, OSError)):
-            io.read(1)  # the device end went away
-    finally:
-        port.close()
-        if master >= 0:
-            os.close(master)
-        os.close(slave)
-
-
-def test_port_io_bytes_landing_just_after_an_empty_read_are_not_a_lost_port(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The reader thread woke for bytes a command's caller then took: its read comes back
-    # empty, and the device's next bytes may land before it looks again. Only a hang-up
-    # (POLLHUP) is a lost port.
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    port = serial.serial_for_url(os.ttyname(slave), timeout=0.2)
-    real_read = os.read
-
-    def read_then_bytes_land(fd: int, n: int) -> bytes:
-        if fd != port.fd:
-            return real_read(fd, n)
-        os.write(master, b"+MSUB: 1\r\n")
-        select.select([fd], [], [], 2)  # they have landed: the port polls readable
-        return b""  # what the read got: another thread had taken what woke it
-
-    try:
-        io = PortIO(port)
-        monkeypatch.setattr(os, "read", read_then_bytes_land)
-        assert io.take() == b""
-        monkeypatch.undo()
-        assert io.take() == b"+MSUB: 1\r\n"
-    finally:
-        monkeypatch.undo()
-        port.close()
-        os.close(master)
-        os.close(slave)
-
-
-def test_port_io_writes_everything_or_times_out_when_nobody_reads() -> None:
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    tty.setraw(master)
-    port = serial.serial_for_url(os.ttyname(slave), timeout=0.2)
-    try:
-        io = PortIO(port)
-        data = bytes(range(256)) * 4
-        io.write(data, timeout=2)
-        got = bytearray()
-        while len(got) < len(data) and select.select([master], [], [], 2)[0]:
-            got += os.read(master, 4096)
-        assert bytes(got) == data
-        started = time.monotonic()
-        with pytest.raises(serial.SerialTimeoutException):
-            io.write(b"x" * 1_000_000, timeout=0.3)  # more than the pty holds, none read
-        assert 0.25 < time.monotonic() - started < 2
-    finally:
-        port.close()
-        os.close(master)
-        os.close(slave)
-
-
-def test_port_io_elsewhere_goes_through_pyserial() -> None:
-    port = serial.serial_for_url("loop://", timeout=0.1)
-    try:
-        io = PortIO(port)
-        assert not io.lendable
-        port.write(b"AT\r")
-        assert io.read(0.1) == b"AT\r"
-        assert io.read(0.1) == b""
-    finally:
-        port.close()
 
 
 def test_open_fails_clearly() -> None:
@@ -485,22 +303,6 @@ def test_socket_url_like_ser2net() -> None:
     finally:
         worker.join(timeout=2)
         server.close()
-
-
-def wait_until_read(channel: Channel, data: bytes) -> None:
-    deadline = time.monotonic() + 2
-    while data not in channel.transcript.rx_bytes():
-        assert time.monotonic() < deadline, f"{data!r} never arrived"
-        time.sleep(0.005)
-
-
-def test_line_begun_before_the_command_is_a_urc(device: FakeDevice, channel: Channel) -> None:
-    device.send(b"\r\n+MQTTSTATU: 0")
-    wait_until_read(channel, b"+MQTTSTATU: 0")
-    device.on(b"AT+MQTTSTATU\r", crlf(b"+MQTTSTATU: 1", b"OK"), echo=False)
-    r = channel.command("AT+MQTTSTATU", MQTTSTATU, timeout=2)
-    assert [x.text for x in r.lines] == ["+MQTTSTATU: 1"]
-    assert [x.text for x in channel.urcs()] == ["+MQTTSTATU: 0"]
 
 
 def test_failed_reopen_leaves_the_channel_lost(channel: Channel) -> None:

@@ -15,7 +15,8 @@ from fakedevice import FakeDevice, crlf
 
 from fixtures.dut import ADAPTER, adapter_timer, environment
 from hil import preflight, run
-from hil.at.channel import Channel, Response, Timing
+from hil.at.channel import Channel
+from hil.at.exchange import Response, Timing
 from hil.at.framer import Line
 from hil.device import Device, NotReady
 from hil.l506.dut import L506
@@ -298,7 +299,7 @@ def test_environment_shows_the_adapter_link_and_apn() -> None:
 
 _BUDGET_CONFTEST = '''
 import pytest
-from hil.at.channel import Response, Timing
+from hil.at.exchange import Response, Timing
 from hil.at.framer import Line
 from hil.at.transcript import Transcript
 from hil.device import Device

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hil.at.channel import Response, Timing
+from hil.at.exchange import Response, Timing
 from hil.at.framer import Line
 from hil.at.transcript import Transcript
 from hil.report.timing import (
@@ -265,7 +265,7 @@ def test_line_bytes_and_rate() -> None:
 
 _CONFTEST = '''
 import pytest
-from hil.at.channel import Response, Timing
+from hil.at.exchange import Response, Timing
 from hil.device import Device
 from hil.at.framer import Line
 from hil.at.transcript import Transcript

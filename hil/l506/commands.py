@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from hil.at.channel import PLAIN, CommandSpec
+from hil.at.exchange import PLAIN, CommandSpec
 from hil.l506.types import result_pattern
 
 __all__ = [

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from hil.at.channel import Channel, CommandSpec, Response
+from hil.at.channel import Channel
+from hil.at.exchange import CommandSpec, Response
 from hil.at.framer import Line
 from hil.at.transcript import Transcript
 from hil.l506 import commands as cmd

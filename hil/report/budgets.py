@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hil.l506.types import parse_result
 
 if TYPE_CHECKING:
-    from hil.at.channel import Response
+    from hil.at.exchange import Response
     from hil.rig import Rig
 
 BudgetMode = Literal["fail", "warn"]

@@ -1,9 +1,9 @@
 """Response timing: one sample per AT command, aggregated per command over a run.
 
-A sample is what the channel measured for one command (`hil.at.channel.Timing`): from the
-moment the command was written (`sent`) to the first byte after it, to the `>` prompt, to
-the final result code and to the result URC, all `time.monotonic_ns()` stamped by the
-reader thread as the bytes arrived. `total` is sent → the last awaited part (final code, and
+A sample is what the channel measured for one command (`hil.at.exchange.Timing`): from
+the moment the command was written (`sent`) to the first byte after it, to the `>` prompt,
+to the final result code and to the result URC, all `time.monotonic_ns()` stamped by the
+reading thread as the bytes arrived. `total` is sent → the last awaited part (final code, and
 the result URC for commands that have one), the figure budgets are checked against.
 
 Samples are aggregated per command name (`command_key`: `MPUBEX`, `CGATT?`, `ATE`...) into
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from hil.report import openmetrics
 
 if TYPE_CHECKING:
-    from hil.at.channel import Response
+    from hil.at.exchange import Response
     from hil.at.transcript import Transcript
 
 #: start bit + 8 data bits + stop bit: what one byte costs on the serial line.
