@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fakedevice import FakeDevice, crlf
 
-from fixtures.dut import ADAPTER, adapter_timer, environment
+from fixtures.dut import ADAPTER, IDENTITY, adapter_timer, environment
 from hil import preflight, run
 from hil.at.channel import Channel
 from hil.at.exchange import Response, Timing
@@ -287,6 +287,7 @@ def test_environment_shows_the_adapter_link_and_apn() -> None:
 
     config = Config()
     config.stash[ADAPTER] = "1 ms (ttyUSB0, set from 16 ms)"
+    config.stash[IDENTITY] = {}  # the module's identity, as the device fixture stores it
     rig = rig_from_dict({**_hardware(apn="internet"), "broker": {"bind": "0.0.0.0",
                                                                  "dut_host": "192.0.2.10"}})
     dev = Device(at=None, channel=None, kind="hardware")  # type: ignore[arg-type]
