@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from hil import bench as bench_cli
 from hil import console as console_cli
@@ -30,6 +31,44 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+#: Each subcommand: name, help line, the function that adds its options, the function that
+#: runs it (given the parsed arguments, returning the exit status).
+_Adder = Callable[[argparse.ArgumentParser], None]
+_Runner = Callable[[argparse.Namespace], int]
+COMMANDS: tuple[tuple[str, str, _Adder, _Runner], ...] = (
+    ("sim", "run a simulated L506 on a pty or TCP port", sim_cli.add_arguments, sim_cli.run),
+    ("broker", "run the test broker (plain, password and TLS listeners)",
+     broker_cli.add_arguments, broker_cli.run_broker),
+    ("run", "the nightly run: suites, then reports/<UTC time>/ with the Allure HTML report",
+     run_cli.add_arguments, run_cli.main),
+    ("mutants", "run the suites once per simulated firmware bug; list the survivors",
+     mutants_cli.add_arguments, mutants_cli.main),
+    ("bench", "measure the harness against raw pyserial and pytest-embedded on the sim",
+     bench_cli.add_arguments, bench_cli.run),
+    ("baseline", "keep a run as the accepted firmware's baseline; list baselines",
+     acceptance_cli.add_baseline_arguments, acceptance_cli.baseline_main),
+    ("compare", "what changed from a baseline to a candidate run (exit 0/1/2/3)",
+     acceptance_cli.add_compare_arguments, acceptance_cli.compare_main),
+    ("reliability", "fault campaigns, soak, bad input and secrets: figures in reliability.json",
+     reliability_cli.add_arguments, reliability_cli.main),
+    ("farm", "a labgrid farm of simulated modules on this PC: up N, down",
+     farm_cli.add_farm_arguments, farm_cli.farm_main),
+    ("places", "the labgrid places: who holds each, the firmware each reported last",
+     farm_cli.add_places_arguments, farm_cli.places_main),
+    ("record", "pass a serial client's bytes to the port and back, recording both ways",
+     record_cli.add_record_arguments, record_cli.record_main),
+    ("replay", "serve a recorded session as a port, or check it against a profile",
+     record_cli.add_replay_arguments, record_cli.replay_main),
+    ("fuzz", "grammar-based AT fuzzing of the MQTT commands; findings as regression tests",
+     fuzz_cli.add_arguments, fuzz_cli.main),
+    ("console", "an interactive AT terminal: history, completion, decoded results",
+     console_cli.add_arguments, console_cli.run),
+)
+#: `hil run` passes every argument it does not know to pytest: spell out its own.
+_RUN_USAGE = ("hil run [--rig FILE] [--reports DIR] [--max-minutes N] [--baseline PATH] "
+              "[--keep N] [-n N [--each | --share]] [pytest args]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hil",
@@ -37,79 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action=_Version, help="print the harness's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sim = sub.add_parser("sim", help="run a simulated L506 on a pty or TCP port")
-    sim_cli.add_arguments(sim)
-    sim.set_defaults(func=sim_cli.run)
-    broker = sub.add_parser(
-        "broker", help="run the test broker (plain, password and TLS listeners)"
-    )
-    broker_cli.add_arguments(broker)
-    broker.set_defaults(func=broker_cli.run_broker)
-    run = sub.add_parser(
-        "run",
-        allow_abbrev=False,
-        usage="hil run [--rig FILE] [--reports DIR] [--max-minutes N] [--baseline PATH] "
-        "[--keep N] [-n N [--each | --share]] [pytest args]",
-        help="the nightly run: suites, then reports/<UTC time>/ with the Allure HTML report",
-    )
-    run_cli.add_arguments(run)
-    run.set_defaults(func=run_cli.main)
-    mutants = sub.add_parser(
-        "mutants", help="run the suites once per simulated firmware bug; list the survivors"
-    )
-    mutants_cli.add_arguments(mutants)
-    mutants.set_defaults(func=mutants_cli.main)
-    bench = sub.add_parser(
-        "bench", help="measure the harness against raw pyserial and pytest-embedded on the sim"
-    )
-    bench_cli.add_arguments(bench)
-    bench.set_defaults(func=bench_cli.run)
-    baseline = sub.add_parser(
-        "baseline", help="keep a run as the accepted firmware's baseline; list baselines"
-    )
-    acceptance_cli.add_baseline_arguments(baseline)
-    baseline.set_defaults(func=acceptance_cli.baseline_main)
-    compare = sub.add_parser(
-        "compare", help="what changed from a baseline to a candidate run (exit 0/1/2/3)"
-    )
-    acceptance_cli.add_compare_arguments(compare)
-    compare.set_defaults(func=acceptance_cli.compare_main)
-    reliability = sub.add_parser(
-        "reliability",
-        help="fault campaigns, soak, bad input and secrets: figures in reliability.json",
-    )
-    reliability_cli.add_arguments(reliability)
-    reliability.set_defaults(func=reliability_cli.main)
-    farm = sub.add_parser(
-        "farm", help="a labgrid farm of simulated modules on this PC: up N, down"
-    )
-    farm_cli.add_farm_arguments(farm)
-    farm.set_defaults(func=farm_cli.farm_main)
-    places = sub.add_parser(
-        "places", help="the labgrid places: who holds each, the firmware each reported last"
-    )
-    farm_cli.add_places_arguments(places)
-    places.set_defaults(func=farm_cli.places_main)
-    record = sub.add_parser(
-        "record", help="pass a serial client's bytes to the port and back, recording both ways"
-    )
-    record_cli.add_record_arguments(record)
-    record.set_defaults(func=record_cli.record_main)
-    replay = sub.add_parser(
-        "replay", help="serve a recorded session as a port, or check it against a profile"
-    )
-    record_cli.add_replay_arguments(replay)
-    replay.set_defaults(func=record_cli.replay_main)
-    fuzz = sub.add_parser(
-        "fuzz", help="grammar-based AT fuzzing of the MQTT commands; findings as regression tests"
-    )
-    fuzz_cli.add_arguments(fuzz)
-    fuzz.set_defaults(func=fuzz_cli.main)
-    console = sub.add_parser(
-        "console", help="an interactive AT terminal: history, completion, decoded results"
-    )
-    console_cli.add_arguments(console)
-    console.set_defaults(func=console_cli.run)
+    for name, help_line, add_arguments, run in COMMANDS:
+        extra = {"allow_abbrev": False, "usage": _RUN_USAGE} if name == "run" else {}
+        command = sub.add_parser(name, help=help_line, **extra)  # type: ignore[arg-type]
+        add_arguments(command)
+        command.set_defaults(func=run)
     return parser
 
 
