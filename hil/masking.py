@@ -7,12 +7,19 @@ folder (every file, text or not), naming where a secret leaked without printing 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 MASK = "****"
 #: Shorter values would be found by chance everywhere; they are masked but not scanned for.
 SCAN_MIN_LEN = 4
+_IMEI = re.compile(r"\b(\d{8})(\d{6,9})\b")
+
+
+def mask_imei(text: str) -> str:
+    """Keep an IMEI's type allocation code (the model), hide the serial part."""
+    return _IMEI.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
 
 
 def mask_text(text: str, secrets: Iterable[str]) -> str:

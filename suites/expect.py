@@ -14,8 +14,8 @@ from collections.abc import Callable
 import paho.mqtt.client as mqtt
 
 from hil.broker import Broker
-from hil.device import Device
-from hil.l506.dut import L506, CommandResult, WillConfig
+from hil.dut.device import Device
+from hil.l506.api import L506, CommandResult, WillConfig
 from hil.l506.types import (
     CONNECTION_BROKEN_URC,
     MSUB_MESSAGE_URC,
@@ -103,7 +103,7 @@ def expect_refused_with_ceer(at: L506, outcome: CommandResult, name: str, charac
 def record_ceer_after_success(at: L506, characterize, after: str, failure: ResultType) -> None:
     """CEER-1's open point: the code after a success that followed a `failure`; either 0
     or that failure's code (recorded; anything else fails)."""
-    answer = at.ceer()
+    answer = at.mqttceer()
     assert answer.ok, f"AT+MQTTCEER not answered OK: {answer.response.summary()}"
     assert answer.value in (ResultType.NO_ERROR, failure), (
         f"MQTTCEER after a success that followed failure {int(failure)}: neither 0 nor "
@@ -132,7 +132,7 @@ def expect_status_after_drop(at: L506, characterize, how: str) -> MqttStatus:
 
 def expect_ceer(at: L506, code: ResultType) -> None:
     """AT+MQTTCEER names `code` as the last failure (CEER-1)."""
-    answer = at.ceer()
+    answer = at.mqttceer()
     assert answer.ok, f"AT+MQTTCEER not answered OK: {answer.response.summary()}"
     assert answer.value == code, (
         f"MQTTCEER: expected {int(code)} ({code.name}): {answer.response.summary()}"
@@ -140,7 +140,7 @@ def expect_ceer(at: L506, code: ResultType) -> None:
 
 
 def expect_status(at: L506, status: MqttStatus) -> None:
-    answer = at.statu()
+    answer = at.mqttstatu()
     assert answer.ok, f"AT+MQTTSTATU not answered OK: {answer.response.summary()}"
     assert answer.value == status, (
         f"MQTTSTATU: expected {int(status)} ({status.name}): {answer.response.summary()}"
@@ -148,7 +148,7 @@ def expect_status(at: L506, status: MqttStatus) -> None:
 
 
 def status_of(at: L506) -> MqttStatus | None:
-    answer = at.statu()
+    answer = at.mqttstatu()
     assert answer.ok, f"AT+MQTTSTATU not answered OK: {answer.response.summary()}"
     return answer.value
 

@@ -8,8 +8,9 @@ import allure
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device, mask_imei
+from hil.dut.device import Device
 from hil.l506.types import MqttStatus, ResultType
+from hil.masking import mask_imei
 from suites.expect import bring_up, expect_result, expect_status
 
 

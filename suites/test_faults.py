@@ -17,8 +17,8 @@ from fixtures.capabilities import PowerSwitch
 from fixtures.peer import PeerFactory
 from hil.at.channel import CommandTimeout, PortLost
 from hil.broker import Broker
-from hil.device import Device
-from hil.l506.dut import WillConfig
+from hil.dut.device import Device
+from hil.l506.api import WillConfig
 from hil.l506.types import CONNECTION_BROKEN_URC, MqttStatus, ResultType
 from suites.expect import expect_ceer, expect_result, expect_status_after_drop
 
@@ -75,7 +75,7 @@ def test_power_cut_in_the_middle_of_mpubex(
     assert got.payload == b"power lost"
     watcher.expect_nothing("faults/data", within=0.5)
     power.on()
-    assert dut.at.statu().value == MqttStatus.NO_CONNECTION
+    assert dut.at.mqttstatu().value == MqttStatus.NO_CONNECTION
 
 
 @pytest.mark.spec("GEN-4")
@@ -117,10 +117,10 @@ def test_port_vanishing_and_returning(dut: Device, broker: Broker) -> None:
     unplug()
     start = time.monotonic()
     with pytest.raises(PortLost):
-        dut.at.statu()
+        dut.at.mqttstatu()
     assert time.monotonic() - start < 2, "the lost port was noticed late"
     replug = threading.Timer(0.3, dut.faults.plug)
     replug.start()
     dut.reconnect()
     replug.join(timeout=5)
-    assert dut.at.statu().value == MqttStatus.MQTT_CONNECTED
+    assert dut.at.mqttstatu().value == MqttStatus.MQTT_CONNECTED

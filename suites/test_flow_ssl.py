@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506 import commands
 from hil.l506.types import MqttStatus, ResultType
 from hil.sim.profiles import REFERENCE
@@ -50,12 +50,12 @@ def test_example_1_2_over_tls(dut: Device, broker: Broker, tls_peer, names, char
     report = at.wait_message(timeout=5, topic=topic)
     assert (report.topic, report.length, report.payload) == (topic, 32, MESSAGE.encode())
 
-    assert at.msgset(1).ok
+    assert at.mqttmsgset(1).ok
     expect_result(at.raw(f"AT+MPUB= {topic},0,0,{MESSAGE}", spec=commands.MPUB), "MPUB")
     assert tls_peer.expect(topic, timeout=5).payload == MESSAGE.encode()
     slot = at.wait_slot(timeout=5)
     assert slot in range(4)
-    stored = at.msgget(slot)
+    stored = at.mqttmsgget(slot)
     assert stored.ok, stored.response.summary()
     assert [(m.topic, m.length, m.payload) for m in stored.messages] == [
         (topic, 32, MESSAGE.encode())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506 import commands
 from hil.l506.types import MqttStatus, ResultType
 from suites.expect import expect_result
@@ -24,9 +24,9 @@ def test_example_1_1_over_tcp(dut: Device, broker: Broker, peer) -> None:
     assert at.mqttssl(0).ok
     expect_result(at.mconfig(CLIENT_ID), "MCONFIG", ResultType.NO_ERROR)
     expect_result(at.mipstart(dut.broker_host, broker.plain_port), "MIPSTART", ResultType.NO_ERROR)
-    assert at.statu().value == MqttStatus.TCP_CONNECTED
+    assert at.mqttstatu().value == MqttStatus.TCP_CONNECTED
     expect_result(at.mconnect(1, 30), "MCONNECT", ResultType.NO_ERROR)
-    assert at.statu().value == MqttStatus.MQTT_CONNECTED
+    assert at.mqttstatu().value == MqttStatus.MQTT_CONNECTED
     expect_result(at.msub(TOPIC, 0), "MSUB")
 
     # auto mode: the module's own publication comes back as a +MSUB report
@@ -38,12 +38,12 @@ def test_example_1_1_over_tcp(dut: Device, broker: Broker, peer) -> None:
     assert (report.topic, report.length, report.payload) == (TOPIC, 32, MESSAGE.encode())
 
     # manual mode: the message is stored and announced by its slot
-    assert at.msgset(1).ok
+    assert at.mqttmsgset(1).ok
     expect_result(at.raw(f"AT+MPUB= {TOPIC},0,0,{MESSAGE}", spec=commands.MPUB), "MPUB")
     assert peer.expect(TOPIC, timeout=5).payload == MESSAGE.encode()
     slot = at.wait_slot(timeout=5)
     assert slot in range(4)
-    stored = at.msgget(slot)
+    stored = at.mqttmsgget(slot)
     assert stored.ok
     assert [(m.topic, m.length, m.payload) for m in stored.messages] == [
         (TOPIC, 32, MESSAGE.encode())
@@ -51,4 +51,4 @@ def test_example_1_1_over_tcp(dut: Device, broker: Broker, peer) -> None:
 
     expect_result(at.mdisconnect(), "MDISCONNECT")
     expect_result(at.mipclose(), "MIPCLOSE")
-    assert at.statu().value == MqttStatus.NO_CONNECTION
+    assert at.mqttstatu().value == MqttStatus.NO_CONNECTION

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506 import commands
-from hil.l506.dut import WillConfig
+from hil.l506.api import WillConfig
 from hil.l506.types import MqttStatus, ResultType
 from hil.sim.profiles import REFERENCE
 from suites.expect import (
@@ -29,7 +29,7 @@ def test_commands_end_in_ok_or_error(dut: Device) -> None:
     ERROR, not OK."""
     at = dut.at
     assert at.at().response.ok
-    status = at.statu()
+    status = at.mqttstatu()
     assert status.response.ok and status.value in set(MqttStatus), status.response.summary()
     for unknown in ("AT+NOSUCHCOMMAND", "AT+MQTTNOPE=1", "AT+MPUBX"):
         answer = at.raw(unknown)
@@ -87,16 +87,16 @@ def test_echo_and_spaces(dut: Device, broker: Broker, peer, names, characterize)
     Bench: restarts the module with AT+CFUN=1,1.
     """
     at = dut.at
-    assert at.echo(False).response.ok
+    assert at.ate(False).response.ok
     quiet = at.at()
     characterize.record("GEN-5", "ATE0, AT", quiet.response.summary(), quiet.response.echo is None)
-    assert at.echo(True).response.ok
+    assert at.ate(True).response.ok
     loud = at.at()
     characterize.record(
         "GEN-5", "ATE1, AT", loud.response.summary(), loud.response.echo is not None
     )
 
-    assert at.echo(False).response.ok
+    assert at.ate(False).response.ok
     dut.soft_reset()
     booted = at.at()
     characterize.record(
@@ -144,7 +144,7 @@ def test_form_of_a_refusal(dut: Device, broker: Broker, names, characterize) -> 
 
     refused(at.raw("AT+MQTTSSL=7", spec=commands.MQTTSSL), "MQTTSSL")
     refused(at.raw("AT+MQTTMSGSET=7", spec=commands.MQTTMSGSET), "MQTTMSGSET")
-    refused(at.msgget(4), "MQTTMSGGET")
+    refused(at.mqttmsgget(4), "MQTTMSGGET")
     refused(at.mconfig(names.client_id, will=WillConfig(names.topic("w"), "x", qos=3)), "MCONFIG")
     refused(at.raw(f"AT+MIPSTART={dut.broker_host},0", spec=commands.MIPSTART), "MIPSTART")
     expect_result(at.mconfig(names.client_id), "MCONFIG", ResultType.NO_ERROR)

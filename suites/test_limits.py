@@ -12,7 +12,7 @@ import pytest
 
 from hil.at.channel import UrcTimeout
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506.types import (
     MPUB_MESSAGE_MAX,
     MPUBEX_MESSAGE_MAX,

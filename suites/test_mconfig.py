@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
-from hil.l506.dut import WillConfig
+from hil.dut.device import Device
+from hil.l506.api import WillConfig
 from hil.l506.types import MqttStatus, ResultType
 from suites.expect import (
     connect_line,

@@ -13,7 +13,7 @@ import pytest
 
 from hil.at.channel import UrcTimeout
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506 import commands
 from hil.l506.types import MqttStatus, ResultType
 from hil.sim.profiles import REFERENCE

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from suites.expect import bring_up, expect_result, peer_got_nothing
 
 #: Printable ASCII without the characters some reading of the guide makes special: the

@@ -12,8 +12,8 @@ import pytest
 
 from hil.at.transcript import RX
 from hil.broker import Broker
-from hil.device import Device
-from hil.l506.dut import CommandResult
+from hil.dut.device import Device
+from hil.l506.api import CommandResult
 from hil.sim.profiles import REFERENCE
 from suites.expect import bring_up, expect_result
 

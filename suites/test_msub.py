@@ -10,7 +10,7 @@ import re
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506 import commands
 from hil.l506.types import TOPIC_MAX
 from hil.sim.profiles import REFERENCE

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506 import commands
 from hil.l506.types import MSUB_SLOT_URC, SLOTS, Message
 from hil.sim.profiles import REFERENCE
@@ -28,14 +28,14 @@ def _store(dut: Device, peer, topic: str, payload: bytes) -> int:
 
 
 def _slot(dut: Device, n: int) -> list[tuple[str, bytes]]:
-    answer = dut.at.msgget(n)
+    answer = dut.at.mqttmsgget(n)
     assert answer.ok, f"AT+MQTTMSGGET={n}: {answer.response.summary()}"
     return [(m.topic, m.payload) for m in answer.messages]
 
 
 def _connected_in_manual_mode(dut: Device, broker: Broker, names, topic: str) -> None:
     bring_up(dut, broker.plain_port, names.client_id)
-    assert dut.at.msgset(1).ok
+    assert dut.at.mqttmsgset(1).ok
     expect_result(dut.at.msub(topic, 1), "MSUB")
 
 
@@ -59,7 +59,7 @@ def test_ring_of_four_over_two_laps(
     assert slots == [0, 1, 2, 3, 0, 1, 2, 3, 0], f"slots announced: {slots}"
     expected = [messages[8], messages[5], messages[6], messages[7]]
     assert [_slot(dut, n) for n in range(SLOTS)] == [[(topic, m)] for m in expected]
-    again = at.msgget(0)
+    again = at.mqttmsgget(0)
     kept = [(m.topic, m.payload) for m in again.messages] == [(topic, messages[8])]
     characterize.record(
         "MSGGET-4", f"{again.response.command} a second time",
@@ -78,7 +78,7 @@ def test_msgget_without_n_on_a_partly_filled_store(
     dut.soft_reset()
     _connected_in_manual_mode(dut, broker, names, topic)
     assert [_store(dut, peer, topic, p) for p in (b"first", b"second")] == [0, 1]
-    answer = at.msgget()
+    answer = at.mqttmsgget()
     assert answer.ok, answer.response.summary()
     assert [(m.topic, m.payload) for m in answer.messages] == [
         (topic, b"first"), (topic, b"second")
@@ -99,7 +99,7 @@ def test_store_is_empty_after_a_restart(
     _store(dut, peer, topic, b"kept in RAM")
     dut.soft_reset()
     for n in range(SLOTS):
-        answer = at.msgget(n)
+        answer = at.mqttmsgget(n)
         response = answer.response
         assert answer.invalid, f"slot {n} after a restart: {response.summary()}"
         assert not answer.messages, f"slot {n} survived the restart: {response.summary()}"
@@ -108,7 +108,7 @@ def test_store_is_empty_after_a_restart(
             "; ".join(line.text for line in response.lines) + f"; final {_final(response)}",
             _final(response) == REFERENCE.msgget_invalid_final,
         )
-    assert not at.msgget().messages, "AT+MQTTMSGGET prints messages after a restart"
+    assert not at.mqttmsgget().messages, "AT+MQTTMSGGET prints messages after a restart"
     bring_up(dut, broker.plain_port, names.client_id)
     expect_result(at.msub(topic, 1), "MSUB")
     peer.publish(topic, b"after the restart", qos=1)
@@ -119,7 +119,7 @@ def test_store_is_empty_after_a_restart(
         f"{line.text} ({'manual' if manual else 'auto'} mode)",
         manual == REFERENCE.settings_survive_restart,
     )
-    assert at.msgset(0).ok  # leave the default for the next test
+    assert at.mqttmsgset(0).ok  # leave the default for the next test
 
 
 def _final(response) -> str:
@@ -135,11 +135,11 @@ def test_switching_modes(dut: Device, broker: Broker, peer, names) -> None:
     expect_result(at.msub(topic, 1), "MSUB")
     peer.publish(topic, b"auto", qos=1)
     assert at.wait_message(timeout=5, topic=topic).payload == b"auto"
-    assert at.msgset(1).ok
+    assert at.mqttmsgset(1).ok
     slot = _store(dut, peer, topic, b"manual")
     assert slot in range(SLOTS)
     assert _slot(dut, slot) == [(topic, b"manual")]
-    assert at.msgset(0).ok
+    assert at.mqttmsgset(0).ok
     peer.publish(topic, b"auto again", qos=1)
     assert at.wait_message(timeout=5, topic=topic).payload == b"auto again"
     assert not [u.text for u in at.channel.urcs() if u.text.startswith("+MSUB")], (
@@ -168,12 +168,12 @@ def test_stored_long_topic_and_reading_twice(
     at = dut.at
     long_topic, marker = names.padded_topic(100), names.topic("marker")
     bring_up(dut, broker.plain_port, names.client_id)
-    assert at.msgset(1).ok
+    assert at.mqttmsgset(1).ok
     expect_result(at.msub(f"{names.base}/#", 1), "MSUB")
     peer.publish(long_topic, b"long topic, stored", qos=1)
     peer.publish(marker, b"marker", qos=1)
     slot = at.wait_slot(timeout=5)
-    first = at.msgget(slot)
+    first = at.mqttmsgget(slot)
     assert first.ok and first.messages, first.response.summary()
     shown: Message = first.messages[0]
     if shown.topic == marker:
@@ -188,7 +188,7 @@ def test_stored_long_topic_and_reading_twice(
             f"topic of {len(shown.topic)} characters",
             len(shown.topic) == min(len(long_topic), REFERENCE.stored_topic_max),
         )
-    second = at.msgget(slot)
+    second = at.mqttmsgget(slot)
     kept = [(m.topic, m.payload) for m in second.messages] == [(shown.topic, shown.payload)]
     characterize.record(
         "MSGGET-4", f"{first.response.command} twice",

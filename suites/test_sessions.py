@@ -8,8 +8,8 @@ import pytest
 
 from hil.at.channel import UrcTimeout
 from hil.broker import Broker
-from hil.device import Device
-from hil.l506.dut import WillConfig
+from hil.dut.device import Device
+from hil.l506.api import WillConfig
 from hil.l506.types import CONNECTION_BROKEN_URC, MqttStatus, ResultType
 from suites.expect import (
     bring_up,

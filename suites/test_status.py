@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506.types import MqttStatus, ResultType
 from hil.sim.profiles import REFERENCE
 from suites.expect import (

@@ -23,7 +23,7 @@ import allure
 import pytest
 
 from hil.broker import Broker
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506.types import MPUBEX_MESSAGE_MAX
 from hil.report.timing import echo_bytes, line_bytes, line_rate_fraction, line_seconds, stats
 from suites.expect import bring_up, expect_result, tear_down

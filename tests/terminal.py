@@ -18,7 +18,7 @@ from pathlib import Path
 
 import serial
 
-from hil.session import RX, TX, Session
+from hil.trace.session import RX, TX, Session
 
 ROOT = Path(__file__).resolve().parent.parent
 _CSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")  # colours, cursor moves, modes

@@ -19,9 +19,10 @@ import pytest
 
 from hil import cli
 from hil.acceptance.baseline import load
-from hil.acceptance.cli import RUN_INCONCLUSIVE, gate
 from hil.acceptance.compare import ACCEPTABLE, INCONCLUSIVE, REGRESSIONS, Comparison, compare
-from hil.acceptance.stats import Thresholds, judge
+from hil.acceptance.gate import RUN_INCONCLUSIVE, gate
+from hil.acceptance.stats import judge
+from hil.rig.thresholds import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (3, 5, 9, 30)

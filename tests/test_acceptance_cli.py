@@ -12,8 +12,8 @@ import pytest
 
 from hil import cli
 from hil.acceptance.baseline import load
-from hil.acceptance.cli import gate
-from hil.acceptance.stats import Thresholds
+from hil.acceptance.gate import gate
+from hil.rig.thresholds import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLURE = ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from hil.acceptance.baseline import Behaviour, Snapshot
-from hil.acceptance.cli import page_of, write_allure
 from hil.acceptance.compare import (
     CannotCompare,
     allure_page,
@@ -19,8 +18,9 @@ from hil.acceptance.compare import (
     render_markdown,
     render_text,
 )
-from hil.acceptance.stats import Thresholds
-from hil.categories import classify
+from hil.acceptance.gate import page_of, write_allure
+from hil.report.categories import classify
+from hil.rig.thresholds import Thresholds
 
 T = Thresholds()
 FLOW = "suites/test_general.py::test_result_urc_spelling"

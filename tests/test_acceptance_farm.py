@@ -16,7 +16,7 @@ import pytest
 from hil import cli
 from hil.acceptance.baseline import load
 from hil.acceptance.compare import CannotCompare, compare
-from hil.acceptance.stats import Thresholds
+from hil.rig.thresholds import Thresholds
 
 V32 = "L506_V3.2_MQTT_B20171031"
 V33 = "L506_V3.3_MQTT_B20180315"

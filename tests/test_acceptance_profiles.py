@@ -23,7 +23,7 @@ import pytest
 from hil import cli
 from hil.acceptance.baseline import load
 from hil.acceptance.compare import compare
-from hil.acceptance.stats import Thresholds
+from hil.rig.thresholds import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 ALLURE = ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hil.acceptance.stats import Thresholds, judge, samples_to_settle
+from hil.acceptance.stats import judge, samples_to_settle
 from hil.rig import RigError, load_rig
+from hil.rig.thresholds import Thresholds
 
 T = Thresholds()
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import serial
 
-from hil import bench
 from hil.broker import BrokerError, find_program
 from hil.cli import build_parser
 from hil.sim.firmware import Firmware
 from hil.sim.host import SimConfig, Simulator, read_write_log
 from hil.sim.profiles import V32
+from hil.tools import bench
 
 KEYS = (
     "at_roundtrip_ratio_vs_raw",
@@ -119,7 +119,7 @@ def test_a_missed_timestamp_target_is_read_against_its_split_and_the_floor(
 def test_the_noise_probe_sees_time_taken_from_its_cpu() -> None:
     """Stopping the probe for 200 ms is time taken away, as a hypervisor would take it."""
     cpu = sorted(os.sched_getaffinity(0))[0]
-    code = ("import json, sys; from hil import bench; print('spinning', flush=True); "
+    code = ("import json, sys; from hil.tools import bench; print('spinning', flush=True); "
             f"print(json.dumps(bench._noise_worker({cpu}, 0.8)))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

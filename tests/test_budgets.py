@@ -14,10 +14,15 @@ from hil.report.budgets import (
     Violation,
     parse_override,
 )
-from hil.rig import load_rig, rig_from_dict
+from hil.rig import Rig, load_rig, rig_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+
+def budgets_of(rig: Rig) -> Budgets:
+    """As the timing fixture builds them from the rig under test."""
+    return Budgets.from_mapping(rig.budgets, rig.budget_mode, source=f"rig {rig.name}")
 
 def test_defaults_cover_every_command_of_the_guide_and_the_rest() -> None:
     guide = {"MCONFIG", "MIPSTART", "MCONNECT", "MSUB", "MUNSUB", "MPUB", "MPUBEX",
@@ -81,7 +86,7 @@ def test_check_gives_the_figure_and_the_budget() -> None:
 def test_from_a_rig_object() -> None:
     rig = rig_from_dict({"name": "bench", "dut": {"kind": "simulator"},
                          "budgets": {"MPUB": 250}, "budget_mode": "fail"})
-    b = Budgets.from_rig(rig)
+    b = budgets_of(rig)
     assert (b.budget_for("MPUB"), b.mode, b.source) == (250, "fail", "rig bench")
 
 
@@ -89,14 +94,14 @@ def test_from_a_rig_file_with_the_mode_at_the_top(tmp_path: Path) -> None:
     path = tmp_path / "x.toml"
     path.write_text('name = "x"\nbudget_mode = "warn"\n[dut]\nkind = "simulator"\n'
                     '[budgets]\nMPUBEX = 800\n"CGATT?" = 50\n')
-    b = Budgets.from_rig(load_rig(path))
+    b = budgets_of(load_rig(path))
     assert (b.mode, b.budget_for("MPUBEX"), b.budget_for("CGATT?")) == ("warn", 800, 50)
 
 
 def test_every_example_rig_gives_budgets() -> None:
     for path in sorted((ROOT / "rigs").glob("*.toml")):
         rig = load_rig(path)
-        b = Budgets.from_rig(rig)
+        b = budgets_of(rig)
         assert b.mode == rig.budget_mode
         for name, ms in rig.budgets.items():
             assert b.budget_for(name) == ms

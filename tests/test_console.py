@@ -19,12 +19,12 @@ import pytest
 import serial
 
 from hil.broker import Broker
-from hil.check import check_session
-from hil.console import ConsoleCore, complete, decode_escapes, render
-from hil.record import ReplayServer
-from hil.replay import StrictReplay
-from hil.session import RX, TX, load_session
 from hil.sim.profiles import profile_named
+from hil.tools.console import ConsoleCore, complete, decode_escapes, render
+from hil.trace.check import check_session
+from hil.trace.record import ReplayServer
+from hil.trace.replay import StrictReplay
+from hil.trace.session import RX, TX, load_session
 from tests.terminal import ROOT, Terminal, play_session
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fakedevice import FakeDevice, crlf
 
+from hil.l506.api import L506, Timeouts
 from hil.l506.commands import MQTTSSL
-from hil.l506.dut import L506, Timeouts
 from suites.expect import expect_refused
 
 

@@ -11,14 +11,13 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.farm import _first_mine
-from hil import run
-from hil.categories import classify
-from hil.cli import main
+from hil.cli import main, run
+from hil.cli.places import places_table
 from hil.farm import farm
-from hil.farm.cli import places_table
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
 from hil.farm.lease import busy_message
 from hil.farm.merge import environment_lines, merge_modules
+from hil.report.categories import classify
 from hil.rig import RigError, rig_from_dict
 
 

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from hil.files import write_atomic
+from hil.report.files import write_atomic
 
 
 def test_replaces_whole_and_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from hil.at.framer import DataEcho, Framer, Line, Prompt
-from hil.device import Device
-from hil.l506.dut import L506
+from hil.dut.device import Device
+from hil.l506.api import L506
 from hil.l506.types import (
     MSUB_COUNTED,
     Message,
@@ -145,12 +145,12 @@ def test_the_driver_reads_what_guide_alt_prints(guide_alt: L506) -> None:
     refused = at.mqttssl(2)
     assert not refused.ok and refused.response.error
     assert refused.response.final is not None and refused.response.final.text == "+CME ERROR: 4"
-    assert not at.msgset(2).ok
-    empty = at.msgget(0)
+    assert not at.mqttmsgset(2).ok
+    empty = at.mqttmsgget(0)
     assert empty.invalid and not empty.ok and empty.response.error
     unsent = at.mpub("t", 0, 0, "x")  # no connection: refused without a result type
     assert not unsent.ok and unsent.result == Result("MPUB", False, None)
     closed = at.mipclose()
     assert closed.ok and closed.result == Result("MIPCLOSE", True, None)
     assert [line.text for line in closed.response.lines] == []  # `+ MIPCLOSE:` is the result
-    assert at.statu().value == MqttStatus.NO_CONNECTION
+    assert at.mqttstatu().value == MqttStatus.NO_CONNECTION

@@ -14,12 +14,14 @@ import pytest
 from fakedevice import FakeDevice, crlf
 
 from fixtures.dut import ADAPTER, IDENTITY, adapter_timer, environment
-from hil import preflight, run
 from hil.at.channel import Channel
 from hil.at.exchange import Response, Timing
 from hil.at.framer import Line
-from hil.device import Device, NotReady
-from hil.l506.dut import L506
+from hil.cli import run
+from hil.dut import preflight
+from hil.dut.device import Device, NotReady
+from hil.dut.usbserial import LatencyTimerError, read_timer, set_timer, timer_file
+from hil.l506.api import L506
 from hil.report.budgets import failure_path
 from hil.rig import (
     HARDWARE_LINK_WAIT_SCALE,
@@ -29,7 +31,6 @@ from hil.rig import (
     rig_warnings,
     with_port,
 )
-from hil.usbserial import LatencyTimerError, read_timer, set_timer, timer_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -303,7 +304,7 @@ import pytest
 from hil.at.exchange import Response, Timing
 from hil.at.framer import Line
 from hil.at.transcript import Transcript
-from hil.device import Device
+from hil.dut.device import Device
 
 
 class FakeChannel:

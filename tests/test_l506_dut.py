@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fakedevice import FakeDevice, crlf
 
+from hil.l506.api import L506, Timeouts, WillConfig
 from hil.l506.commands import MIPCLOSE
-from hil.l506.dut import L506, Timeouts, WillConfig
 from hil.l506.types import Message, MqttStatus, ResultType
 
 
@@ -52,10 +52,10 @@ def test_flow_of_guide_example_1_1(device: FakeDevice, dut: L506) -> None:
     assert dut.msub("mobiletek/topic", 0).ok
     assert dut.mpub("mobiletek/topic", 0, False, msg.decode()).ok
     assert dut.wait_message(2, topic="mobiletek/topic") == Message("mobiletek/topic", 32, msg)
-    assert dut.msgset(1).ok
+    assert dut.mqttmsgset(1).ok
     assert dut.mpub("mobiletek/topic", 0, 0, msg).ok
     assert dut.wait_slot(2) == 0
-    got = dut.msgget(0)
+    got = dut.mqttmsgget(0)
     assert got.ok and not got.invalid and got.messages == [Message("mobiletek/topic", 32, msg)]
     assert dut.mdisconnect().ok
     assert dut.mipclose().ok
@@ -93,8 +93,8 @@ def test_status_ceer_and_bench_queries(device: FakeDevice, dut: L506) -> None:
     device.on(b"AT+CREG?\r", crlf(b"+CREG: 0,5", b"OK"))
     device.on(b"AT+CGATT?\r", crlf(b"+CGATT: 1", b"OK"))
     device.on(b"AT+CFUN=1,1\r", crlf(b"OK"))
-    assert dut.statu().value is MqttStatus.TCP_CONNECTED
-    assert dut.ceer().value is ResultType.SSL_HANDSHAKE_FAILED
+    assert dut.mqttstatu().value is MqttStatus.TCP_CONNECTED
+    assert dut.mqttceer().value is ResultType.SSL_HANDSHAKE_FAILED
     assert dut.ati().info == ["LYNQ", "L506"]
     assert dut.cpin().value == "READY"
     assert dut.creg().value == 5
@@ -107,7 +107,7 @@ def test_msgget_all_with_invalid_slot(device: FakeDevice, dut: L506) -> None:
         b"AT+MQTTMSGGET\r",
         crlf(b"+MSUB: a,1 bytes,\n", b"+MQTTMSGGET:INVALID", b"+MSUB: 3", b"OK"),
     )
-    got = dut.msgget()
+    got = dut.mqttmsgget()
     assert got.ok and got.invalid
     assert got.messages == [Message("a", 1, b"\n")]
     assert [u.text for u in dut.channel.urcs()] == ["+MSUB: 3"]

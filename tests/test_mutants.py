@@ -6,9 +6,9 @@ import argparse
 
 import pytest
 
-from hil import mutants
-from hil.mutants import CAUGHT, ERROR, SURVIVED, TIMEOUT, Outcome
 from hil.sim.bugs import BUGS
+from hil.tools import mutants
+from hil.tools.mutants import CAUGHT, ERROR, SURVIVED, TIMEOUT, Outcome
 
 OUTPUT = """\
 ..F

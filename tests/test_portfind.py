@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hil.device import Device
-from hil.l506.dut import L506
+from hil.dut.device import Device
+from hil.dut.portfind import PortNotFound, find_now, interface_of, locate, match_port
+from hil.l506.api import L506
 from hil.l506.types import MqttStatus
-from hil.portfind import PortNotFound, find_now, interface_of, locate, match_port
 from hil.power import SimulatorPower
 from hil.rig import PortFind
 from hil.sim.firmware import Firmware
@@ -113,7 +113,7 @@ def test_device_reopens_under_the_new_name_without_the_test_noticing(tmp_path: P
         dev.power_cycle()
         assert dev.channel.url != first
         assert dev.channel.url == os.path.realpath(link)
-        assert dev.at.statu().value == MqttStatus.NO_CONNECTION
+        assert dev.at.mqttstatu().value == MqttStatus.NO_CONNECTION
     finally:
         for fd in hold:
             os.close(fd)

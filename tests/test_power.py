@@ -15,8 +15,8 @@ import pytest
 import serial
 
 from hil.at.channel import AtError, Channel
-from hil.device import Device
-from hil.l506.dut import L506
+from hil.dut.device import Device
+from hil.l506.api import L506
 from hil.l506.types import MqttStatus
 from hil.power import CommandPower, ModemLinePower, PowerError, SimulatorPower, UhubctlPower
 from hil.power.lines import LinePower
@@ -347,7 +347,7 @@ def sim_device(tmp_path: Path):
 
 def test_simulator_power_cycle_loses_ram_and_comes_back(sim_device) -> None:
     dev, sim = sim_device
-    assert dev.at.msgset(1).ok and dev.at.mqttssl(1).ok and dev.at.echo(False).ok
+    assert dev.at.mqttmsgset(1).ok and dev.at.mqttssl(1).ok and dev.at.ate(False).ok
     assert dev.at.at().response.echo is None
     pty_before = sim.host.pty_path
     start = time.monotonic()
@@ -357,12 +357,12 @@ def test_simulator_power_cycle_loses_ram_and_comes_back(sim_device) -> None:
     assert os.path.realpath(dev.channel.url) == sim.host.pty_path  # the link was re-pointed
     assert pty_before is not None
     assert dev.at.at().response.echo is not None  # RAM state lost: echo is on again
-    assert dev.at.statu().value == MqttStatus.NO_CONNECTION
+    assert dev.at.mqttstatu().value == MqttStatus.NO_CONNECTION
 
 
 def test_soft_reset_by_cfun(sim_device) -> None:
     dev, _ = sim_device
-    assert dev.at.echo(False).ok
+    assert dev.at.ate(False).ok
     dev.soft_reset()
     assert dev.at.at().response.echo is not None  # RAM state lost: echo is on again
 

@@ -17,15 +17,15 @@ import pytest
 
 from hil.at.framer import Framer, Line
 from hil.broker import Broker
-from hil.check import check_session
-from hil.l506.dut import L506
+from hil.l506.api import L506
 from hil.l506.types import MSUB_COUNTED
-from hil.record import Recorder, ReplayServer
-from hil.replay import CommandReplay, StrictReplay
-from hil.session import RX, TX, Chunk, Session, SessionError, load_session, parse_session
 from hil.sim.firmware import Firmware
 from hil.sim.host import SimConfig, Simulator
 from hil.sim.profiles import profile_named
+from hil.trace.check import check_session
+from hil.trace.record import Recorder, ReplayServer
+from hil.trace.replay import CommandReplay, StrictReplay
+from hil.trace.session import RX, TX, Chunk, Session, SessionError, load_session, parse_session
 from tests.terminal import ROOT, Terminal, play_session
 
 pytestmark = pytest.mark.timeout(90)
@@ -127,8 +127,8 @@ def test_channel_reads_a_replay_as_it_read_the_module(sim: str, tmp_path: Path) 
         at = L506.open(port, 115200, open_timeout=5)
         try:
             answers = [at.channel.command("AT", timeout=5), at.channel.command("ATI", timeout=5)]
-            answers += [at.mconfig("rec"), at.statu().response, at.mpub("t", 1, 0, "x, y"),
-                        at.msgget(0).response, at.ceer().response]
+            answers += [at.mconfig("rec"), at.mqttstatu().response, at.mpub("t", 1, 0, "x, y"),
+                        at.mqttmsgget(0).response, at.mqttceer().response]
             return [(r.command, *(x.text for x in r.lines),
                      r.final.text if r.final else "-", r.result.text if r.result else "-")
                     for r in (a if hasattr(a, "command") else a.response for a in answers)]
@@ -208,7 +208,7 @@ def test_a_recorded_session_is_checked_against_profiles(tmp_path: Path) -> None:
                              lambda: at.mconnect(1, 30), lambda: at.msub("mobiletek/topic", 0),
                              lambda: at.mpub("mobiletek/topic", 0, 0, "message"),
                              lambda: at.wait_message(timeout=5, topic="mobiletek/topic"),
-                             lambda: at.statu(), lambda: at.mdisconnect(),
+                             lambda: at.mqttstatu(), lambda: at.mdisconnect(),
                              lambda: at.mipclose()):
                     step()
             finally:

@@ -55,7 +55,7 @@ def test_01_power_cut_under_a_command(dut, broker):
 
 
 def test_02_after_power_cut(dut):
-    assert dut.at.statu().value == MqttStatus.NO_CONNECTION
+    assert dut.at.mqttstatu().value == MqttStatus.NO_CONNECTION
 
 
 def test_03_broker_killed_under_a_test(dut, broker, peer):
@@ -73,7 +73,7 @@ def test_04_after_broker(dut, broker):
 def test_05_port_vanishes(dut):
     dut.faults.unplug()
     threading.Timer(0.3, dut.faults.plug).start()
-    dut.at.statu()
+    dut.at.mqttstatu()
 
 
 def test_06_after_port(dut):
@@ -91,7 +91,7 @@ def test_08_after_hang(dut):
 
 
 def test_09_wrong_answer(dut):
-    assert dut.at.statu().value == MqttStatus.MQTT_CONNECTED, "status after nothing"
+    assert dut.at.mqttstatu().value == MqttStatus.MQTT_CONNECTED, "status after nothing"
 
 
 def test_10_harness_bug(dut):
@@ -219,7 +219,7 @@ def test_allure_gets_categories_environment_and_the_relabelled_failure(inner_run
         messages[data["name"]] = (data.get("statusDetails") or {}).get("message", "")
     assert messages["test_03_broker_killed_under_a_test"].startswith(
         "fixtures.results.BenchFault")
-    assert messages["test_13_after_death"].startswith("hil.recovery.DutLost: DUT lost")
+    assert messages["test_13_after_death"].startswith("hil.dut.recovery.DutLost: DUT lost")
 
 
 def test_no_password_anywhere_in_the_run_folder(inner_run: dict) -> None:

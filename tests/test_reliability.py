@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hil.at.framer import Framer
-from hil.categories import FIRMWARE_DEFECT, INFRASTRUCTURE
+from hil.cli import main
 from hil.l506.types import MSUB_COUNTED, MSUB_MESSAGE_MAX
 from hil.mqtt import codec
 from hil.reliability import report
@@ -30,6 +30,7 @@ from hil.reliability.fuzz import fuzz_codec, fuzz_framer
 from hil.reliability.inputs import InputFigures, hil, judge, write_run
 from hil.reliability.relay import TO_DCE, TO_DTE, LineRelay
 from hil.reliability.soak import Tally, soak_failures
+from hil.report.categories import FIRMWARE_DEFECT, INFRASTRUCTURE
 
 
 def _wait(done, timeout: float = 5.0) -> None:
@@ -218,15 +219,12 @@ def test_the_decoder_raises_nothing_but_malformed_packet(data: bytes) -> None:
         codec.Decoder().feed(data)
 
 
-def test_judge_calls_a_traceback_unclear(tmp_path: Path, monkeypatch) -> None:
-    from hil import cli
-
+def test_judge_calls_a_traceback_unclear(tmp_path: Path) -> None:
     def crash(argv: list[str]) -> int:
         raise TypeError("float() argument must be a string")
 
     fig = InputFigures("x")
-    monkeypatch.setattr(cli, "main", crash)
-    judge(fig, "crash", tmp_path, ["compare", "a", "b"])
+    judge(crash, fig, "crash", tmp_path, ["compare", "a", "b"])
     assert (fig.unclear, fig.clear) == (1, 0)
     assert "TypeError" in fig.examples[0]
 
@@ -280,7 +278,7 @@ def test_the_doc_gets_each_part_in_its_own_section(tmp_path: Path) -> None:
 def test_a_doc_without_its_sections_is_refused_before_the_run(tmp_path: Path) -> None:
     doc = tmp_path / "notes.md"
     doc.write_text("# notes\n")
-    status, _, err = hil(["reliability", "--only", "fuzz", "--doc", str(doc),
+    status, _, err = hil(main, ["reliability", "--only", "fuzz", "--doc", str(doc),
                             "--reports", str(tmp_path / "reports")])
     assert status == 2 and err.count("\n") == 1 and "reliability:fuzz" in err
     assert not (tmp_path / "reports").exists()
@@ -290,7 +288,9 @@ def test_what_the_corpus_found_is_refused_in_one_line(tmp_path: Path) -> None:
     """The tracebacks the broken-file corpus found: clauses of the wrong type in a run, a
     baseline's throughput figure or firmware field of the wrong type."""
     run = write_run(tmp_path / "run")
-    assert hil(["baseline", "accept", str(run), "--into", str(tmp_path / "b"), "--by", "t"])[0] == 0
+    accepted = hil(main, ["baseline", "accept", str(run), "--into", str(tmp_path / "b"),
+                          "--by", "t"])
+    assert accepted[0] == 0
     baseline = next((tmp_path / "b").rglob("baseline.json"))
     results = json.loads((run / "results.json").read_text())
     results["tests"][0]["clauses"] = 7
@@ -308,9 +308,9 @@ def test_what_the_corpus_found_is_refused_in_one_line(tmp_path: Path) -> None:
     bad_model.parent.mkdir()
     bad_model.write_text(json.dumps(document))
     fig = InputFigures("found")
-    judge(fig, "clauses", bad_run, ["compare", str(baseline), str(bad_run)])
-    judge(fig, "figure", bad_figure, ["compare", str(bad_figure), str(run)])
-    judge(fig, "model", bad_model, ["compare", str(bad_model), str(run)])
+    judge(main, fig, "clauses", bad_run, ["compare", str(baseline), str(bad_run)])
+    judge(main, fig, "figure", bad_figure, ["compare", str(bad_figure), str(run)])
+    judge(main, fig, "model", bad_model, ["compare", str(bad_model), str(run)])
     assert (fig.clear, fig.naming_the_file) == (3, 3), fig.examples
 
 

@@ -38,7 +38,7 @@ import pytest
 @pytest.mark.spec("STATU-1")
 def test_status_step_by_step(dut):
     with allure.step("AT+MQTTSTATU answers 0 when idle"):
-        assert dut.at.statu().value == 0
+        assert dut.at.mqttstatu().value == 0
 
 
 @pytest.mark.spec("GEN-1")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hil import run
+from hil.cli import run
 
 
 def test_run_folders_sort_by_time_and_never_collide(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from hil.sim.cli import add_arguments, config_from
+from hil.cli.sim import add_arguments, config_from
 from hil.sim.profiles import GUIDE_ALT
 
 

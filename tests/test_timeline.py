@@ -11,11 +11,11 @@ import pytest
 
 from hil.at.transcript import RX, TX, Event
 from hil.broker import Broker
-from hil.l506.dut import L506
+from hil.l506.api import L506
 from hil.sim.firmware import Firmware
 from hil.sim.host import SimConfig, Simulator
 from hil.sim.profiles import profile_named
-from hil.timeline import FROM_BROKER, TO_BROKER, MqttTap, sequence_svg
+from hil.trace.timeline import FROM_BROKER, TO_BROKER, MqttTap, sequence_svg
 
 pytestmark = pytest.mark.timeout(90)
 TOPIC = "mobiletek/topic"

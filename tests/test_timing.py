@@ -266,7 +266,7 @@ def test_line_bytes_and_rate() -> None:
 _CONFTEST = '''
 import pytest
 from hil.at.exchange import Response, Timing
-from hil.device import Device
+from hil.dut.device import Device
 from hil.at.framer import Line
 from hil.at.transcript import Transcript
 

@@ -32,12 +32,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hil.device import mask_imei
-from hil.files import write_atomic
+from hil.masking import mask_imei
+from hil.report.files import write_atomic
 
 SCHEMA = 1
 KIND = "l506-hil firmware baseline"
 BASELINE_FILE = "baseline.json"
+#: Where `hil baseline accept` keeps baselines unless told: baselines/ of the project.
+DEFAULT_BASELINES = Path(__file__).resolve().parents[2] / "baselines"
 
 
 class SnapshotError(Exception):

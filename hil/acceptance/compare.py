@@ -42,7 +42,8 @@ from allure_commons.model2 import (
 from allure_commons.utils import md5
 
 from hil.acceptance.baseline import Behaviour, Snapshot, normalize, pool
-from hil.acceptance.stats import LatencyShift, Thresholds, judge, not_judged
+from hil.acceptance.stats import LatencyShift, judge, not_judged
+from hil.rig.thresholds import Thresholds
 
 ACCEPTABLE = 0
 REGRESSIONS = 1

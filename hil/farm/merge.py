@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hil.files import write_atomic
+from hil.report.files import write_atomic
 
 #: Environment keys that describe one module: replaced by one line per module.
 _PER_MODULE = ("DUT", "Model", "Firmware", "CGMR", "IMEI", "Port")

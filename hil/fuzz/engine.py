@@ -41,7 +41,7 @@ _STATU = re.compile(rb"\+ ?MQTTSTATU: ?(\d+)")
 _BOOT = re.compile(rb"RDY|Call Ready")
 _WITH_RESULT = frozenset({"MCONFIG", "MIPSTART", "MCONNECT", "MSUB", "MUNSUB", "MPUB",
                           "MPUBEX", "MDISCONNECT", "MIPCLOSE"})
-#: Device seconds a command may take for its whole answer (hil/l506/dut.py Timeouts, less
+#: Device seconds a command may take for its whole answer (hil/l506/api.py Timeouts, less
 #: the cellular margins: the virtual network answers in milliseconds).
 BOUND_S = 20.0
 AT_BOUND_S = 5.0

@@ -2,7 +2,7 @@
 
 It offers the engine what the virtual bench offers (hil/sim/virtual.py), from what a bench
 can observe: the serial bytes, and the broker's side through a recording tap in front of the
-broker (hil/timeline.py) that keeps the broker's view (connected, what the module published,
+broker (hil/trace/timeline.py) that keeps the broker's view (connected, what the module published,
 what it took). Time is real: `advance` waits on the port. Before each case the module is
 restarted (`AT+CFUN=1,1`, or the rig's power cycle) and its boot awaited; the grammar's
 broker address (127.0.0.1,1883) is replaced by the tap's.
@@ -34,7 +34,7 @@ from hil.mqtt import (
     Pubrec,
     Pubrel,
 )
-from hil.timeline import FROM_BROKER, TO_BROKER, MqttTap
+from hil.trace.timeline import FROM_BROKER, TO_BROKER, MqttTap
 
 GRAMMAR_BROKER = b"127.0.0.1,1883"
 _SLICE_S = 0.02  # how long the engine's waits step at a time on a real port

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import serial
+from typing import TYPE_CHECKING, Any, Literal
 
 from hil.power.lines import Drive, LineBackend, LinePower, PulseSettings
 from hil.power.protocol import PowerError
 from hil.power.registry import register
 from hil.power.settings import Bench, setting
+
+if TYPE_CHECKING:
+    import serial
 
 Line = Literal["dtr", "rts"]
 Active = Literal["asserted", "deasserted"]
@@ -65,6 +66,8 @@ class ModemLinePower(LineBackend):
         """Open the control port with the line already released (pwrkey) before it opens."""
         active = options.get("active", "asserted") == "asserted"
         line = options.get("line", "dtr")
+        import serial  # here, not at the top: reading a rig file loads every backend's module
+
         try:
             port = serial.serial_for_url(url, do_not_open=True)
             setattr(port, line, not active)  # applied by open(): no stray press
@@ -77,7 +80,7 @@ class ModemLinePower(LineBackend):
         level = active if self._asserted_is_active else not active
         try:
             setattr(self.port, self.line, level)
-        except (serial.SerialException, OSError) as exc:
+        except OSError as exc:  # serial.SerialException is an OSError
             raise PowerError(f"cannot set {self.line.upper()} on {self.port.port}: {exc}") from exc
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """Power by switching a USB hub port with uhubctl: for a module powered from USB.
 
 After the port comes back the module re-enumerates, possibly as another ttyUSB: the rig's
-[dut.find] says how to find it again (hil.portfind).
+[dut.find] says how to find it again (hil.dut.portfind).
 """
 
 from __future__ import annotations

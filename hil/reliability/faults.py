@@ -2,7 +2,7 @@
 
 A trial: bring the module to a known state, arm one fault at a random byte of an exchange
 (the relay counts the bytes), run the exchange as a test would, and classify what the
-harness raised with hil.categories, as a run's report would. Then the recovery a run does
+harness raised with hil.report.categories, as a run's report would. Then the recovery a run does
 before its next test (restart a dead broker, `Recovery.prepare` after a failure), timed,
 and that next test: connect, publish at QoS 1, the peer gets it. Every step runs under a
 watchdog: a step that outlives its bound is a hang.
@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hil.at.channel import AtError
-from hil.categories import DUT_LOST, FIRMWARE_DEFECT, INFRASTRUCTURE, classify
-from hil.recovery import DutLost
+from hil.dut.recovery import DutLost
 from hil.reliability.relay import TO_DCE, TO_DTE
 from hil.reliability.stand import Stand
+from hil.report.categories import DUT_LOST, FIRMWARE_DEFECT, INFRASTRUCTURE, classify
 from hil.report.timing import percentile
 
 #: Seconds a step may take beyond its own timeouts before it counts as a hang.
@@ -200,8 +200,8 @@ class Campaign:
         qos = self.rng.randint(0, 2)
         sub = f"rel/sub/{index}"
         return self.rng.choice([
-            (lambda: _ok(at.statu(), "MQTTSTATU"), len("AT+MQTTSTATU\r")),
-            (lambda: _ok(at.ceer(), "MQTTCEER"), len("AT+MQTTCEER\r")),
+            (lambda: _ok(at.mqttstatu(), "MQTTSTATU"), len("AT+MQTTSTATU\r")),
+            (lambda: _ok(at.mqttceer(), "MQTTCEER"), len("AT+MQTTCEER\r")),
             (lambda: _ok(at.ati(), "ATI"), len("ATI\r")),
             (lambda: _ok(at.msub(sub, qos), "MSUB"), len(f"AT+MSUB={sub},{qos}\r")),
             (lambda: _ok(at.mpub(topic, 1, 0, payload), "MPUB"), mpub_len),
@@ -336,7 +336,7 @@ class Campaign:
         return arm, step
 
     def _silent_for_good(self, index: int):
-        command = lambda: _ok(self.at.statu(), "MQTTSTATU")  # noqa: E731
+        command = lambda: _ok(self.at.mqttstatu(), "MQTTSTATU")  # noqa: E731
         n = _rx_bytes(self.stand, command)
 
         def arm() -> str:

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil import cli
-
 REVISION = "L506_V3.2_MQTT_B20171031"
 IDENTITY = {"model": "L506", "revision": REVISION, "CGMR": f"+CGMR: {REVISION}",
             "ATI": f"Model: L506 / Revision: {REVISION}"}
@@ -140,12 +138,17 @@ class InputFigures:
     examples: list[str] = field(default_factory=list)
 
 
-def hil(args: list[str]) -> tuple[int | str, str, str]:
+#: `hil`'s entry point (hil.cli.main), handed in by the command that runs the checks: the
+#: checked command line is the face above this package, not something it imports.
+Main = Callable[[list[str]], int]
+
+
+def hil(main: Main, args: list[str]) -> tuple[int | str, str, str]:
     """Run `hil ARGS` here: (exit status or the escaped exception, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            status: int | str = cli.main(args)
+            status: int | str = main(args)
         except SystemExit as exc:
             status = exc.code if isinstance(exc.code, int) else 1
         except Exception:
@@ -154,8 +157,8 @@ def hil(args: list[str]) -> tuple[int | str, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
-def judge(fig: InputFigures, what: str, broken: Path, args: list[str]) -> None:
-    status, _, err = hil(args)
+def judge(main: Main, fig: InputFigures, what: str, broken: Path, args: list[str]) -> None:
+    status, _, err = hil(main, args)
     fig.cases += 1
     lines = [line for line in err.splitlines() if line.strip()]
     if status in (0, 1) and not lines:  # hil compare: 0 same, 1 changed, 2 cannot compare
@@ -172,12 +175,12 @@ def judge(fig: InputFigures, what: str, broken: Path, args: list[str]) -> None:
         fig.examples.append(f"{what}: exit {status}, stderr {err[-400:]!r}")
 
 
-def corpus(folder: Path, n: int, seed: int) -> dict[str, Any]:
+def corpus(folder: Path, n: int, seed: int, main: Main) -> dict[str, Any]:
     """`n` broken inputs of each kind, judged; figures and failures."""
     rng = random.Random(seed)
     good_run = write_run(folder / "good-run")
     baselines = folder / "baselines"
-    status, _, err = hil(["baseline", "accept", str(good_run), "--into", str(baselines),
+    status, _, err = hil(main, ["baseline", "accept", str(good_run), "--into", str(baselines),
                           "--by", "corpus"])
     if status != 0:
         raise RuntimeError(f"the valid run was not accepted: {err.strip()}")
@@ -196,9 +199,9 @@ def corpus(folder: Path, n: int, seed: int) -> dict[str, Any]:
         run = folder / "runs" / f"{i}"
         shutil.copytree(good_run, run)
         (run / name).write_bytes(data)
-        judge(runs, f"{name} {what}", run / name if name != "results.json" else run,
+        judge(main, runs, f"{name} {what}", run / name if name != "results.json" else run,
               ["compare", str(good_baseline), str(run)])
-    _missing_and_folder(runs, folder, good_run, good_baseline)
+    _missing_and_folder(main, runs, folder, good_run, good_baseline)
     figures.append(runs)
 
     base = InputFigures("baselines (baseline.json)")
@@ -207,7 +210,7 @@ def corpus(folder: Path, n: int, seed: int) -> dict[str, Any]:
         broken = folder / "bad-baselines" / f"{i}" / "baseline.json"
         broken.parent.mkdir(parents=True)
         broken.write_bytes(data)
-        judge(base, what, broken, ["compare", str(broken), str(good_run)])
+        judge(main, base, what, broken, ["compare", str(broken), str(good_run)])
     figures.append(base)
 
     rigs = InputFigures("rig files (rigs/*.toml)")
@@ -219,7 +222,7 @@ def corpus(folder: Path, n: int, seed: int) -> dict[str, Any]:
         broken = folder / "bad-rigs" / f"{i}.toml"
         broken.parent.mkdir(parents=True, exist_ok=True)
         broken.write_bytes(data)
-        judge(rigs, what, broken, ["compare", "--rig", str(broken), str(good_baseline),
+        judge(main, rigs, what, broken, ["compare", "--rig", str(broken), str(good_baseline),
                                    str(good_run)])
     figures.append(rigs)
 
@@ -235,15 +238,15 @@ def _nth(items: Iterator[tuple[str, bytes]], k: int) -> tuple[str, bytes]:
     raise IndexError(k)
 
 
-def _missing_and_folder(fig: InputFigures, folder: Path, good_run: Path,
+def _missing_and_folder(main: Main, fig: InputFigures, folder: Path, good_run: Path,
                         good_baseline: Path) -> None:
     """A run folder without results.json, and one whose results.json is a folder."""
     empty = folder / "runs" / "empty"
     empty.mkdir(parents=True)
-    judge(fig, "no results.json", empty, ["compare", str(good_baseline), str(empty)])
+    judge(main, fig, "no results.json", empty, ["compare", str(good_baseline), str(empty)])
     odd = folder / "runs" / "folder-for-file"
     shutil.copytree(good_run, odd)
     (odd / "timings.json").unlink()
     (odd / "timings.json").mkdir()
-    judge(fig, "timings.json is a folder", odd / "timings.json",
+    judge(main, fig, "timings.json is a folder", odd / "timings.json",
           ["compare", str(good_baseline), str(odd)])

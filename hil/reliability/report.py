@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from hil.files import write_atomic
+from hil.report.files import write_atomic
 
 
 def failures(figures: dict[str, Any]) -> list[str]:

@@ -47,7 +47,7 @@ import logging
 import os
 
 from hil.power import power_from_config
-from hil.rig import PowerConfig
+from hil.power import PowerConfig
 
 from fixtures.dut import rig_of
 

@@ -176,7 +176,7 @@ class Soak:
 
     def manual(self, peer: Peer) -> None:
         """Buffer mode: up to 4 messages stored, each announced by slot, read by slot."""
-        if not self.at.msgset(1).ok:
+        if not self.at.mqttmsgset(1).ok:
             raise AtError("AT+MQTTMSGSET=1 refused")
         count = self.rng.randint(1, 4)
         for i in range(count):
@@ -188,9 +188,9 @@ class Soak:
                 slot = self.at.wait_slot(3.0)
             except AtError:
                 break
-            for message in self.at.msgget(slot).messages:
+            for message in self.at.mqttmsgget(slot).messages:
                 self._count(message)
-        if not self.at.msgset(0).ok:
+        if not self.at.mqttmsgset(0).ok:
             raise AtError("AT+MQTTMSGSET=0 refused")
         self.counters["manual_phases"] += 1
 

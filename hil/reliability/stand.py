@@ -20,10 +20,10 @@ import paho.mqtt.client as mqtt
 
 from hil.at.transcript import Transcript
 from hil.broker import Broker
-from hil.device import Device
-from hil.l506.dut import L506, Timeouts
+from hil.dut.device import Device
+from hil.dut.recovery import Recovery
+from hil.l506.api import L506, Timeouts
 from hil.power.simulator import SimulatorPower
-from hil.recovery import Recovery
 from hil.reliability.relay import LineRelay
 from hil.sim.firmware import Firmware
 from hil.sim.host import SimConfig, Simulator

@@ -17,7 +17,7 @@ for a bench with the broker on the rig's own network and the UART at 115200 baud
   line time at 115200 baud, plus the local allowance.
 - 5000 ms for MIPSTART and MCONNECT: a TCP connection (and a TLS handshake with MQTTSSL=1)
   or a CONNECT/CONNACK over the cellular bearer, a few round trips of 100-300 ms each with
-  room to spare. The device's own timeouts (hil.l506.dut.Timeouts) are 75 s and 60 s; a
+  room to spare. The device's own timeouts (hil.l506.api.Timeouts) are 75 s and 60 s; a
   budget is what a healthy bench should see, not what the module may take.
 - 2000 ms for MSUB, MUNSUB, MPUB, MDISCONNECT, MIPCLOSE: one round trip, two for a QoS 2
   publication.
@@ -50,7 +50,6 @@ from hil.l506.types import parse_result
 
 if TYPE_CHECKING:
     from hil.at.exchange import Response
-    from hil.rig import Rig
 
 BudgetMode = Literal["fail", "warn"]
 MODES: tuple[BudgetMode, ...] = ("fail", "warn")
@@ -144,7 +143,7 @@ class Budgets:
     """Per-command budgets in ms and what exceeding one does (`mode`: fail or warn).
 
     Built from the defaults with overrides on top: `Budgets.from_mapping({"MPUB": 500})`,
-    `Budgets.from_rig(rig)` (a loaded `hil.rig.Rig`), and
+    `Budgets.from_mapping(rig.budgets, rig.budget_mode, source=...)` for a rig file, and
     `overridden()` for the command line or a test's marker. A budget of None switches the
     check off for that command (or, as `*`, for every command without its own).
     """
@@ -174,11 +173,6 @@ class Budgets:
         """The defaults with `table` (command → ms) on top; `mode` "fail" (default) or
         "warn"."""
         return cls().overridden(table or {}, mode, source=source)
-
-    @classmethod
-    def from_rig(cls, rig: Rig) -> Budgets:
-        """From a loaded rig (`hil.rig.load_rig`, which has checked its file)."""
-        return cls.from_mapping(rig.budgets, rig.budget_mode, source=f"rig {rig.name}")
 
     def overridden(
         self,

@@ -3,7 +3,7 @@
 No pty, socket or thread: bytes go into the firmware, its socket actions reach a broker
 model after a fixed network delay, and time moves only when `advance()` is called. This is
 what makes fuzzing fast (thousands of commands a second) and deterministic (a finding
-replays exactly), and what a recorded session is checked against (hil/check.py). The
+replays exactly), and what a recorded session is checked against (hil/trace/check.py). The
 broker keeps what it saw: whether the module is connected, what it published.
 """
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hil.acceptance.stats import Thresholds
 from hil.power.factory import PowerConfig
 from hil.power.registry import settings_class, settings_from_table
 from hil.power.settings import SettingsError
+from hil.rig.thresholds import Thresholds
 from hil.sim.bugs import BUGS, FUZZ_BUGS
 from hil.sim.profiles import PROFILES
 
@@ -162,7 +162,7 @@ _TOP = {
 
 @dataclass(frozen=True)
 class PortFind:
-    """How to find the AT port again after it re-enumerates (hil.portfind)."""
+    """How to find the AT port again after it re-enumerates (hil.dut.portfind)."""
 
     by_id: str | None = None
     usb_location: str | None = None

@@ -19,6 +19,8 @@ from hil.sim.firmware import Firmware
 from hil.sim.host import DEFAULT_HOSTS, SimConfig, SimHost, new_event_loop
 from hil.sim.profiles import PROFILES, profile_named
 
+HELP = "run a simulated L506 on a pty or TCP port"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -162,7 +164,7 @@ async def _serve(host: SimHost, pid_file: Path | None = None) -> None:
             pid_file.unlink(missing_ok=True)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     try:
         firmware, config = config_from(args)
     except ValueError as exc:

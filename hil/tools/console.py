@@ -27,7 +27,7 @@ import serial
 
 from hil.at.framer import Framer, Line, Prompt
 from hil.l506.types import MSUB_COUNTED, MqttStatus, ResultType, parse_result
-from hil.session import RX, TX, SessionWriter
+from hil.trace.session import RX, TX, SessionWriter
 
 #: What each result type means (GEN-4, guide section 2.1).
 RESULT_MEANING: dict[ResultType, str] = {
@@ -242,6 +242,9 @@ def render(shown: Shown) -> str:
 # ---------------------------------------------------------------- the host
 
 
+HELP = "an interactive AT terminal: history, completion, decoded results"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("port", help="the module's port: a device node or any pyserial URL")
     parser.add_argument("--baud", type=int, default=115200, help="the port's rate (115200)")
@@ -269,7 +272,7 @@ def _prompt(data_length: int | None) -> str:
     return "L506> " if data_length is None else f"data ({data_length} bytes)> "
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory
     from prompt_toolkit.patch_stdout import patch_stdout

@@ -4,7 +4,7 @@ Two ways (docs/record.md): `StrictReplay` sends the recorded answers in the reco
 each once the client has sent every byte recorded before it, and notes where the client
 departs from the recording; `CommandReplay` answers each command line with what answered
 the same line in the recording, in any order. Both take the client's bytes and the time,
-and hand out what the port must emit and when; a thin host (hil/record.py) runs them on a
+and hand out what the port must emit and when; a thin host (hil/trace/record.py) runs them on a
 pty.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
-from hil.session import RX, TX, Session
+from hil.trace.session import RX, TX, Session
 
 _UNKNOWN = b"\r\nERROR\r\n"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hil.at.channel import AtError
-from hil.device import Device
+from hil.dut.device import Device
 from hil.l506.types import MqttStatus
 from hil.power.protocol import PowerError
 
@@ -31,16 +31,16 @@ def known_state(device: Device, probe_timeout: float = 2.0) -> None:
     at = device.at
     if not at.at(timeout=probe_timeout).ok:
         raise NotKnownState("AT was not answered OK")
-    at.echo(True)
-    status = at.statu().value
+    at.ate(True)
+    status = at.mqttstatu().value
     if status == MqttStatus.MQTT_CONNECTED:
         at.mdisconnect()
     if status != MqttStatus.NO_CONNECTION:
         at.mipclose()
-    for name, done in (("AT+MQTTSSL=0", at.mqttssl(0)), ("AT+MQTTMSGSET=0", at.msgset(0))):
+    for name, done in (("AT+MQTTSSL=0", at.mqttssl(0)), ("AT+MQTTMSGSET=0", at.mqttmsgset(0))):
         if not done.ok:
             raise NotKnownState(f"{name} was refused: {done.response.summary()}")
-    after = at.statu().value
+    after = at.mqttstatu().value
     if after != MqttStatus.NO_CONNECTION:
         raise NotKnownState(f"MQTTSTATU is {after} after disconnect and close, not 0")
     at.channel.drain_urcs()

@@ -18,12 +18,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hil.files import write_atomic
 from hil.fuzz.grammar import Command, Data, PeerPublish, Step, coverage_cells
 from hil.fuzz.replay import ScriptError, load_script
 from hil.fuzz.runner import Finding, Report, fuzz, run_case
+from hil.report.files import write_atomic
 from hil.sim.bugs import BUGS, FUZZ_BUGS
 from hil.sim.profiles import PROFILES, profile_named
+
+HELP = "grammar-based AT fuzzing of the MQTT commands; findings as regression tests"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,22 +1,20 @@
-"""`hil record` and `hil replay`: a bench's real serial sessions, kept and played back.
+"""A bench's real serial sessions, kept and played back: the recorder and the replay server.
 
 `hil record` sits between any serial client (a terminal program, a vendor tool) and the
 port: the client opens a pseudo-terminal, the recorder passes every byte through untouched
-in both directions and writes the session file (hil/session.py) as it goes. `hil replay`
-serves a session file on a pseudo-terminal as if it were the module (hil/replay.py), so the
+in both directions and writes the session file (hil/trace/session.py) as it goes. `hil replay`
+serves a session file on a pseudo-terminal as if it were the module (hil/trace/replay.py), so the
 session becomes a regression test of whatever parses it. docs/record.md has the details.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import heapq
 import itertools
 import os
 import select
 import signal
-import sys
 import threading
 import time
 import tty
@@ -24,8 +22,8 @@ from pathlib import Path
 
 import serial
 
-from hil.replay import CommandReplay, Emission, StrictReplay
-from hil.session import RX, TX, SessionError, SessionWriter, load_session
+from hil.trace.replay import CommandReplay, Emission, StrictReplay
+from hil.trace.session import RX, TX, SessionWriter
 
 _POLL_S = 0.1  # how often the pass-through threads look at the stop flag
 
@@ -176,89 +174,7 @@ class ReplayServer:
         self._pty.close()
 
 
-# ---------------------------------------------------------------- command line
-
-
-def add_record_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("port", help="the module's port: a device node or any pyserial URL")
-    parser.add_argument("session", type=Path, help="the session file to write (JSON lines)")
-    parser.add_argument("--baud", type=int, default=115200, help="the port's rate (115200)")
-    parser.add_argument("--link", type=Path, default=None,
-                        help="a stable symlink to the client's pty")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="stop after this long (default: until interrupted)")
-
-
-def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("session", type=Path, help="a session file written by `hil record`")
-    parser.add_argument("--by-command", action="store_true",
-                        help="answer each command line by the recording, in any order "
-                        "(default: strict, the recorded order)")
-    parser.add_argument("--no-pace", action="store_true",
-                        help="send the module's bytes as soon as they are due (strict mode)")
-    parser.add_argument("--link", type=Path, default=None, help="a stable symlink to the pty")
-    parser.add_argument("--check", metavar="PROFILE", default=None,
-                        help="do not serve: play the session's commands to the simulator with "
-                        "this profile and list where the recorded module differs")
-
-
-def _until_signal(wait: threading.Event, seconds: float | None) -> None:
+def until_signal(wait: threading.Event, seconds: float | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: wait.set())
     wait.wait(seconds)
-
-
-def record_main(args: argparse.Namespace) -> int:
-    try:
-        recorder = Recorder(args.port, args.baud, args.session, link=args.link)
-    except (serial.SerialException, OSError, ValueError) as exc:
-        print(f"hil record: cannot open {args.port}: {exc}", file=sys.stderr)
-        return 2
-    print(f"PTY {recorder.client_port}", flush=True)
-    stop = threading.Event()
-    watcher = threading.Thread(target=lambda: recorder.wait() and stop.set(), daemon=True)
-    watcher.start()
-    try:
-        _until_signal(stop, args.seconds)
-    finally:
-        recorder.close()
-    if recorder.lost:
-        print(f"hil record: {recorder.lost}; the session up to then is in {args.session}",
-              file=sys.stderr)
-        return 1
-    return 0
-
-
-def replay_main(args: argparse.Namespace) -> int:
-    try:
-        session = load_session(args.session)
-    except SessionError as exc:
-        print(f"hil replay: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        from hil.check import check_main  # the firmware model is loaded only for a check
-
-        return check_main(session, args.check)
-    replay: StrictReplay | CommandReplay = (
-        CommandReplay(session) if args.by_command else StrictReplay(session, pace=not args.no_pace)
-    )
-    server = ReplayServer(replay, link=args.link)
-    print(f"PTY {server.port}", flush=True)
-    stop = threading.Event()
-    try:
-        _until_signal(stop, None)
-    finally:
-        server.close()
-    if isinstance(replay, StrictReplay):
-        if replay.mismatch:
-            print(f"hil replay: {replay.mismatch}", file=sys.stderr)
-            return 1
-        if not replay.done:
-            print("hil replay: stopped before the end of the recording", file=sys.stderr)
-            return 1
-    elif replay.unknown:
-        shown = ", ".join(repr(k.decode("latin-1")) for k in replay.unknown[:5])
-        print(f"hil replay: lines not in the recording (answered ERROR): {shown}",
-              file=sys.stderr)
-        return 1
-    return 0

@@ -54,7 +54,7 @@ from typing import Any
 import serial
 
 from hil.at.transcript import RX
-from hil.l506.dut import L506
+from hil.l506.api import L506
 from hil.report.timing import (
     BITS_PER_BYTE,
     echo_bytes,
@@ -84,8 +84,8 @@ TARGET_TEXT = {
 DEFAULT_INJECT = "AT=5,MQTTSTATU=2,MQTTCEER=12"
 _INJECT_CALLS: Mapping[str, Callable[[L506], Any]] = {
     "AT": lambda at: at.at(),
-    "MQTTSTATU": lambda at: at.statu(),
-    "MQTTCEER": lambda at: at.ceer(),
+    "MQTTSTATU": lambda at: at.mqttstatu(),
+    "MQTTCEER": lambda at: at.mqttceer(),
 }
 SIM_TIME_SCALE = 0.05  # boot in 0.25 s
 OPEN_TIMEOUT_S = 10.0
@@ -250,7 +250,7 @@ def embedded_roundtrips(url: str, baud: int, count: int, warmup: int, idle_s: fl
     """Run the pytest-embedded measurement in a worker process; its result document."""
     with tempfile.TemporaryDirectory(prefix="hil-bench-embedded-") as tmp:
         out = Path(tmp, "result.json")
-        cmd = [sys.executable, "-m", "hil.bench", "--embedded-worker", url, str(baud),
+        cmd = [sys.executable, "-m", "hil.tools.bench", "--embedded-worker", url, str(baud),
                str(count), str(warmup), str(idle_s), str(out)]
         log = Path(tmp, "worker.log")
         with log.open("w") as sink:
@@ -440,7 +440,7 @@ def timestamp_run(url: str, baud: int, inject: Mapping[str, float], samples: int
     taken: list[tuple[str, int, int, float, bytes]] = []
     start_ns = time.monotonic_ns()  # the module is silent until the first command below
     try:
-        if not at.echo(False).ok:
+        if not at.ate(False).ok:
             raise BenchError("ATE0 refused")
         for _ in range(5):
             at.at()
@@ -454,7 +454,7 @@ def timestamp_run(url: str, baud: int, inject: Mapping[str, float], samples: int
                 tx, rx = line_bytes(at.channel.transcript, t.sent_ns, t.final_ns)
                 expected = line_seconds(tx + rx, baud) * 1000 + latency_ms
                 taken.append((name, t.sent_ns, t.final_ns, expected, response.final.raw))
-        at.echo(True)
+        at.ate(True)
     finally:
         at.channel.close()
     chunks = at.channel.transcript.chunks(RX)
@@ -645,7 +645,7 @@ def machine_noise(seconds: float = 1.0, wakeups: int = 200) -> dict[str, Any]:
     share of time a busy loop lost and how often it lost over 1 ms; and how late a thread
     asleep for 1 ms wakes up (what the simulator's clock and the reader pay)."""
     cpus = sorted(os.sched_getaffinity(0))
-    procs = [subprocess.Popen([sys.executable, "-m", "hil.bench", "--noise-worker", str(cpu),
+    procs = [subprocess.Popen([sys.executable, "-m", "hil.tools.bench", "--noise-worker", str(cpu),
                                str(seconds)], stdout=subprocess.PIPE, text=True)
              for cpu in cpus]
     per_cpu = []
@@ -934,6 +934,9 @@ def _stamp_note(doc: Mapping[str, Any]) -> str | None:
 # ---------------------------------------------------------------------------- command line
 
 
+HELP = "measure the harness against raw pyserial and pytest-embedded on the sim"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = BenchOptions()
     parser.add_argument("--baud", type=int, default=d.baud, help="UART rate (default 115200)")
@@ -962,7 +965,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit 1 when a target is missed")
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     opts = BenchOptions(
         baud=args.baud,
         roundtrips=args.roundtrips,
@@ -988,7 +991,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _main(argv: list[str]) -> int:
+def worker_main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "--noise-worker":
         print(json.dumps(_noise_worker(int(argv[1]), float(argv[2]))))
         return 0
@@ -1001,4 +1004,4 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(worker_main(sys.argv[1:]))

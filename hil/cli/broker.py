@@ -10,6 +10,8 @@ from pathlib import Path
 
 from hil.broker.broker import Broker, BrokerError, ipv6_loopback_available
 
+HELP = "run the test broker (plain, password and TLS listeners)"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the `broker` subcommand."""
@@ -41,7 +43,7 @@ def _users(specs: list[str]) -> dict[str, str]:
     return users
 
 
-def run_broker(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     """Start a broker, print one line per listener, run until Ctrl-C; the exit status.
 
     Without --folder, config, keys and log go to a temporary folder that is removed on exit:

@@ -1,6 +1,6 @@
 """Check a recorded session against a simulator profile: where does the module differ?
 
-Each thing the client sent in the recording (hil/session.py `exchanges`) is sent to the
+Each thing the client sent in the recording (hil/trace/session.py `exchanges`) is sent to the
 firmware model with the profile, on a virtual bench (hil/sim/virtual.py), with the
 recorded time until the client's next bytes allowed to pass; the lines that answered it
 are compared with the recorded ones. Unsolicited lines (a message report, a dropped
@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from dataclasses import dataclass
 
 from hil.at.framer import Framer, Line
 from hil.l506.types import MSUB_COUNTED
-from hil.session import Exchange, Session
-from hil.sim.profiles import Profile, profile_named
+from hil.sim.profiles import Profile
 from hil.sim.virtual import VirtualModule
+from hil.trace.session import Exchange, Session
 
 #: Device time an exchange gets at most: enough for every network result, short of the
 #: 60 s idle drop (a recording that waited that long records that wait and gets it).
@@ -110,21 +109,3 @@ def check_session(session: Session, profile: Profile) -> tuple[int, list[Differe
         differences.append(Difference(0, 0.0, b"(unsolicited lines, whole session)",
                                       *_diff(urcs_module, urcs_profile)))
     return len(exchanges), differences
-
-
-def check_main(session: Session, profile_name: str) -> int:
-    """Print the differences; exit 0 when the module behaved as the profile, 1 if not."""
-    try:
-        profile = profile_named(profile_name)
-    except ValueError as exc:
-        print(f"hil replay --check: {exc}", file=sys.stderr)
-        return 2
-    played, differences = check_session(session, profile)
-    if not differences:
-        print(f"the module answered all {played} exchanges as profile {profile.name} does")
-        return 0
-    print(f"the module differs from profile {profile.name} in {len(differences)} of "
-          f"{played} exchanges:")
-    for difference in differences:
-        print(difference.render(profile.name))
-    return 1

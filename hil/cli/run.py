@@ -11,7 +11,7 @@ Exit status: pytest's (0 only if every test passed), unless the report could not
 also compared with that baseline before the report is made (docs/acceptance.md): when pytest
 passed, the status is the comparison's (1 not acceptable, NO_COMPARISON when it could not be
 made: a status of its own, as pytest's 2 means interrupted; 9 inconclusive, from
-hil.acceptance.cli.gate, as pytest's 3 is an internal error). A module's port that cannot
+hil.cli.compare.gate, as pytest's 3 is an internal error). A module's port that cannot
 be opened or a broker port that is taken stops the run before it starts, in one line, with
 status 4 (pytest's for a usage error); so does pytest stopping before any test (a bad option):
 no report is made then.
@@ -34,14 +34,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hil.acceptance import cli as acceptance
-from hil.files import write_atomic
+from hil.acceptance import compare as comparison
+from hil.acceptance import gate
+from hil.dut.preflight import broker_port_problem, port_problem
 from hil.masking import scan
-from hil.preflight import broker_port_problem, port_problem
 from hil.report import page
+from hil.report.files import write_atomic
 from hil.rig import Rig, RigError, load_rig, rig_warnings, with_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ALLURE = Path("tools", "allure", "node_modules", ".bin", "allure")
 DEFAULT_RIG = ROOT / "rigs" / "simulator.toml"
 REPORT_FAILED = 6
@@ -57,6 +58,9 @@ SINGLE_FILE = "html-file"
 
 class RunError(RuntimeError):
     """The run could not be set up or its report could not be made."""
+
+
+HELP = "the nightly run: suites, then reports/<UTC time>/ with the Allure HTML report"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -386,7 +390,7 @@ def main(args: argparse.Namespace) -> int:
     except (RunError, RigError) as exc:
         print(f"hil run: {exc}", file=sys.stderr)
         return REPORT_FAILED if isinstance(exc, RunError) else 4
-    problem = args.baseline and acceptance.check_baseline(args.baseline)
+    problem = args.baseline and gate.check_baseline(args.baseline)
     if problem:
         print(f"hil run: --baseline: {problem}", file=sys.stderr)
         return NO_COMPARISON
@@ -416,8 +420,8 @@ def main(args: argparse.Namespace) -> int:
             return status
         outcome = status
         if args.baseline is not None:
-            verdict = acceptance.gate(args.baseline, run, rig.acceptance)
-            outcome = status or (NO_COMPARISON if verdict == acceptance.CANNOT_COMPARE
+            verdict = gate.gate(args.baseline, run, rig.acceptance)
+            outcome = status or (NO_COMPARISON if verdict == comparison.CANNOT_COMPARE
                                  else verdict)
         try:
             index = report(run, reports, rig.name, allure)

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hil.files import write_atomic
+from hil.cli.run import new_run_dir
 from hil.reliability import report
-from hil.run import new_run_dir
+from hil.report.files import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PARTS = ("faults", "soak", "fuzz", "inputs", "secrets")
@@ -35,6 +35,9 @@ SIZES: dict[str, tuple[float, float]] = {
     "fuzz_inputs": (10_000, 1_000_000),
     "broken_files": (40, 1000),
 }
+
+
+HELP = "fault campaigns, soak, bad input and secrets: figures in reliability.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,9 +145,10 @@ def _run_part(part: str, args: argparse.Namespace, scratch: Path,
 
         return fuzz(int(_size(args, "fuzz_inputs")), args.seed)
     if part == "inputs":
+        from hil.cli import main
         from hil.reliability.inputs import corpus
 
-        return corpus(scratch, int(_size(args, "broken_files")), args.seed)
+        return corpus(scratch, int(_size(args, "broken_files")), args.seed, main)
     if part == "secrets":
         from hil.reliability.secrets import secrets_run
 

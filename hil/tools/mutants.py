@@ -31,7 +31,7 @@ from pathlib import Path
 from hil.sim.bugs import BUGS
 from hil.sim.profiles import REFERENCE, profile_named
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CAUGHT, SURVIVED, ERROR, TIMEOUT = "caught", "SURVIVED", "error", "timeout"
 _FAILURE_LINE = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 _INTERRUPT_GRACE_S = 20.0
@@ -190,6 +190,9 @@ def summary(outcomes: Sequence[Outcome], seconds: float) -> str:
 
 
 # ---------------------------------------------------------------- command line
+
+
+HELP = "run the suites once per simulated firmware bug; list the survivors"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,24 +15,19 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from hil.at.channel import AtError, Channel, PortLost, UrcTimeout
-from hil.l506.dut import L506
+from hil.l506.api import L506
+from hil.masking import mask_imei
 from hil.power.protocol import PowerError, PowerProtocol
 
 _READY_URC = re.compile(rb"Call Ready|RDY|\+CREG|\+CEREG|\+CGREG")
 #: What a module prints as it boots: proof that a restart happened.
 BOOT_URC = re.compile(rb"\A(?:RDY|Call Ready|\+CPIN: ?READY|SMS Ready|PB DONE)")
-_IMEI = re.compile(r"\b(\d{8})(\d{6,9})\b")
 #: Seconds an AT probe may take while the module boots: short, the boot time paces retries.
 _PROBE_S = 0.5
 
 
 class NotReady(AtError):
     """The module did not boot, or did not register, within its time (DEV-1)."""
-
-
-def mask_imei(text: str) -> str:
-    """Keep an IMEI's type allocation code (the model), hide the serial part."""
-    return _IMEI.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
 
 
 class FaultInjection(Protocol):
@@ -58,7 +53,7 @@ class Device:
     #: Seconds, once it answers, for SIM ready, registration and attach.
     ready_timeout: float = 90.0
     #: Where the AT port is now, given a timeout: set when it may re-enumerate under
-    #: another name (hil.portfind); None when its URL stays valid.
+    #: another name (hil.dut.portfind); None when its URL stays valid.
     locate: Callable[[float], str] | None = None
     #: The decisions of clauses.md on open points bind this module (a deviation fails the
     #: test): the simulator's reference profile. Elsewhere they are only recorded.

@@ -206,7 +206,7 @@ class L506:
     def at(self, timeout: float | None = None) -> CommandResult:
         return self._run("AT", cmd.AT, _or(timeout, self.timeouts.basic))
 
-    def echo(self, on: bool, timeout: float | None = None) -> CommandResult:
+    def ate(self, on: bool, timeout: float | None = None) -> CommandResult:
         return self._run(f"ATE{int(on)}", cmd.ATE, _or(timeout, self.timeouts.basic))
 
     def ati(self, timeout: float | None = None) -> CommandResult:
@@ -354,12 +354,12 @@ class L506:
     def mipclose(self, timeout: float | None = None) -> CommandResult:
         return self._run("AT+MIPCLOSE", cmd.MIPCLOSE, _or(timeout, self.timeouts.mipclose))
 
-    def msgset(self, mode: int, timeout: float | None = None) -> CommandResult:
+    def mqttmsgset(self, mode: int, timeout: float | None = None) -> CommandResult:
         return self._run(
             f"AT+MQTTMSGSET={_arg(mode)}", cmd.MQTTMSGSET, _or(timeout, self.timeouts.basic)
         )
 
-    def msgget(self, n: int | None = None, timeout: float | None = None) -> MessagesResult:
+    def mqttmsgget(self, n: int | None = None, timeout: float | None = None) -> MessagesResult:
         """Read slot `n`, or every stored message when `n` is None (MSGGET-3)."""
         text = "AT+MQTTMSGGET" if n is None else f"AT+MQTTMSGGET={_arg(n)}"
         response = self._send(text, cmd.MQTTMSGGET, _or(timeout, self.timeouts.msgget))
@@ -379,7 +379,7 @@ class L506:
             **self._verdict(response, cmd.MQTTMSGGET),
         )
 
-    def ceer(self, timeout: float | None = None) -> ValueResult[ResultType]:
+    def mqttceer(self, timeout: float | None = None) -> ValueResult[ResultType]:
         """`value` is the result type of the last MQTT failure (CEER-1)."""
         return self._value(
             "AT+MQTTCEER",
@@ -388,7 +388,7 @@ class L506:
             lambda r: _enum(ResultType, _int_field(r, 0)),
         )
 
-    def statu(self, timeout: float | None = None) -> ValueResult[MqttStatus]:
+    def mqttstatu(self, timeout: float | None = None) -> ValueResult[MqttStatus]:
         """`value` is the connection state (STATU-1)."""
         return self._value(
             "AT+MQTTSTATU",

@@ -1,0 +1,75 @@
+"""`hil`: the harness's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+from hil.cli import (
+    baseline,
+    broker,
+    compare,
+    farm,
+    fuzz,
+    places,
+    record,
+    reliability,
+    replay,
+    run,
+    sim,
+)
+from hil.tools import bench, console, mutants
+from hil.version import harness_version
+
+
+class _Version(argparse.Action):
+    """`--version`, asking git for the commit only when it is given."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"{parser.prog} {harness_version()}")
+        parser.exit()
+
+
+#: Each subcommand, in `--help` order: its module gives HELP (the help line), add_arguments
+#: (its options) and main (runs it on the parsed arguments, returns the exit status).
+COMMANDS: dict[str, ModuleType] = {
+    "sim": sim, "broker": broker, "run": run, "mutants": mutants, "bench": bench,
+    "baseline": baseline, "compare": compare, "reliability": reliability, "farm": farm,
+    "places": places, "record": record, "replay": replay, "fuzz": fuzz, "console": console,
+}
+#: `hil run` passes every argument it does not know to pytest: spell out its own.
+_RUN_USAGE = ("hil run [--rig FILE] [--reports DIR] [--max-minutes N] [--baseline PATH] "
+              "[--keep N] [-n N [--each | --share]] [pytest args]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hil",
+        description="Hardware-in-the-loop test harness for the L506 MQTT AT command set.",
+    )
+    parser.add_argument("--version", action=_Version, help="print the harness's version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        extra = {"allow_abbrev": False, "usage": _RUN_USAGE} if name == "run" else {}
+        command = sub.add_parser(name, help=module.HELP, **extra)  # type: ignore[arg-type]
+        module.add_arguments(command)
+        command.set_defaults(func=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only `hil run` takes arguments of its own (they go to pytest)
+        if not hasattr(args, "pytest_args"):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.pytest_args = extra
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
