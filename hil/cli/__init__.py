@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from types import ModuleType
 
 from hil.cli import (
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "pytest_args"):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.pytest_args = extra
-    return args.func(args)
+    run: Callable[[argparse.Namespace], int] = args.func  # the subcommand's main
+    return run(args)
 
 
 if __name__ == "__main__":

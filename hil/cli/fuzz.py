@@ -185,9 +185,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"hil fuzz: {exc}", file=sys.stderr)
             return 2
         drawn = differential.draw_cases(args.cases or 300, args.seed, args.max_steps)
-        found = differential.compare(profile, other, drawn, bugs_b=bugs)
-        print(differential.render(profile, other, found))
-        return 1 if found.unexplained or found.unmodelled else 0
+        differences = differential.compare(profile, other, drawn, bugs_b=bugs)
+        print(differential.render(profile, other, differences))
+        return 1 if differences.unexplained or differences.unmodelled else 0
     if args.minutes is None and args.cases is None:
         print("hil fuzz: say how long: --minutes N or --cases N", file=sys.stderr)
         return 2

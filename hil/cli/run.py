@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import io
 import json
 import os
 import re
@@ -218,17 +219,18 @@ def stream(command: list[str], log: Path, timeout_s: float) -> int:
     with log.open("wb") as sink:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert proc.stdout is not None
+        reader = proc.stdout  # buffered (Popen's default bufsize): read1 takes what is there
+        assert isinstance(reader, io.BufferedReader)
         out = sys.stdout.buffer
         killer = _Deadline(proc, timeout_s)
         try:
-            while chunk := proc.stdout.read1(65536):
+            while chunk := reader.read1(65536):
                 out.write(chunk)
                 out.flush()
                 sink.write(chunk)
         except KeyboardInterrupt:
             with contextlib.suppress(KeyboardInterrupt):  # pytest got it too: keep its summary
-                for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+                for chunk in iter(lambda: reader.read1(65536), b""):
                     sink.write(chunk)
         finally:
             status = killer.wait()

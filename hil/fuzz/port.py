@@ -27,6 +27,7 @@ from hil.mqtt import (
     Connected,
     Decoder,
     Disconnect,
+    Event,
     Packet,
     Puback,
     Publish,
@@ -120,7 +121,7 @@ def publish_once(host: str, port: int, topic: str, payload: bytes, qos: int,
     deadline = time.monotonic() + timeout
     with socket.create_connection((host, port), timeout=timeout) as sock:
 
-        def wait_for(done: Callable[[list[object]], bool]) -> None:
+        def wait_for(done: Callable[[list[Event]], bool]) -> None:
             sock.sendall(session.data_to_send())
             while time.monotonic() < deadline:
                 data = sock.recv(4096)

@@ -12,7 +12,7 @@ passwords are `str` (UTF-8 on the wire); payloads and will messages are raw `byt
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeGuard
 
 PROTOCOL_NAME = "MQTT"
 PROTOCOL_LEVEL = 4
@@ -52,7 +52,7 @@ def _check_bytes(value: object, what: str, limit: int) -> None:
         raise ValueError(f"{what} is {len(value)} bytes, the limit is {limit}")
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -148,6 +148,11 @@ class ClientSession:
         """True from an accepting CONNACK until the session closes."""
         return self._state is _State.CONNECTED
 
+    @property
+    def closed(self) -> bool:
+        """True once the session closed (DISCONNECT sent, or the broker's data was bad)."""
+        return self._state is _State.CLOSED
+
     def data_to_send(self) -> bytes:
         """Drain the queued outbound bytes (b"" if none)."""
         data = bytes(self._out)
@@ -177,10 +182,10 @@ class ClientSession:
         if qos == 0:
             self._send(Publish(topic, payload, 0, retain), now)
             return None
-        packet = Publish(topic, payload, qos, retain, packet_id=self._allocate_id())
-        self._send(packet, now)
-        self._awaiting[packet.packet_id] = _Await.PUBACK if qos == 1 else _Await.PUBREC
-        return packet.packet_id
+        packet_id = self._allocate_id()
+        self._send(Publish(topic, payload, qos, retain, packet_id=packet_id), now)
+        self._awaiting[packet_id] = _Await.PUBACK if qos == 1 else _Await.PUBREC
+        return packet_id
 
     def disconnect(self, now: float) -> None:
         """Queue DISCONNECT (the broker then discards the will) and close; no-op once closed."""
@@ -205,7 +210,7 @@ class ClientSession:
             raise ProtocolError(str(exc)) from exc
         events: list[Event] = []
         for packet in packets:
-            if self._state is _State.CLOSED:
+            if self.closed:  # an earlier packet of this data closed it
                 break
             try:
                 events.extend(self._handle(packet, now))

@@ -157,8 +157,9 @@ class Budgets:
     ) -> None:
         if mode not in MODES:
             raise BudgetError(f"budget mode {mode!r} must be one of {', '.join(MODES)}")
-        table = dict(DEFAULT_BUDGETS_MS) if limits_ms is None else _checked(limits_ms, source)
-        self._limits: dict[str, float | None] = table
+        table: dict[str, float | None] = (
+            dict(DEFAULT_BUDGETS_MS) if limits_ms is None else _checked(limits_ms, source))
+        self._limits = table
         self.mode: BudgetMode = mode
         self.source = source
 

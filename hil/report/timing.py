@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from hil.report import openmetrics
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from hil.at.exchange import Response
     from hil.at.transcript import Transcript
 
@@ -347,7 +349,7 @@ def write_openmetrics(path: Path, samples: Sequence[Sample], meta: Mapping[str, 
 # ---------------------------------------------------------------------------- plots
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     """A matplotlib Figure on the Agg canvas: PNG without a display, no pyplot state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -414,7 +416,7 @@ def _boxes(samples: Sequence[Sample], path: Path, what: str, meta: Mapping[str, 
     if not groups:
         return None
     names = list(groups)
-    values = {g: [s.total_ms for s in groups[g]] for g in names}
+    values = {g: [s.total_ms for s in groups[g] if s.total_ms is not None] for g in names}
     budgets = _budget_table(samples, budget_of) if budgets_shown else {}
     fig = _figure(10, max(2.8, 0.45 * len(names) + 1.8))
     ax = fig.add_subplot()

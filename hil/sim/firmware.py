@@ -22,6 +22,7 @@ from hil.mqtt import (
     Connect,
     Connected,
     ConnectRefused,
+    Event,
     MessageReceived,
     PingTimeout,
     ProtocolError,
@@ -182,7 +183,7 @@ class Firmware:
     # ------------------------------------------------------------ state that a restart loses
 
     def _reset_ram(self, *, carry_store: bool) -> None:
-        store = self.slots if carry_store else [None] * SLOTS
+        store: list[StoredMessage | None] = self.slots if carry_store else [None] * SLOTS
         next_slot = self.next_slot if carry_store else 0
         self.ready = False
         self.network_ready = False
@@ -202,7 +203,7 @@ class Firmware:
         self._link: deque[tuple[float, SocketEvent]] = deque()
         self.ceer = 0
         self.slots: list[StoredMessage | None] = store
-        self.next_slot = next_slot
+        self.next_slot: int = next_slot
         self._line = bytearray()
         self._data: _DataMode | None = None
         self._pending: list[_Pending] = []
@@ -919,7 +920,7 @@ class Firmware:
             return self._connection_broken()
         return [*self._session_events(events), *self._flush_session()]
 
-    def _session_events(self, events: list[object]) -> list[Action]:
+    def _session_events(self, events: list[Event]) -> list[Action]:
         out: list[Action] = []
         for event in events:
             match event:

@@ -26,9 +26,10 @@ import threading
 import time
 import tty
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from hil.sim.firmware import (
     Action,
@@ -39,6 +40,7 @@ from hil.sim.firmware import (
     SerialOut,
     SocketClosed,
     SocketData,
+    SocketEvent,
     SocketFailed,
     SocketOpened,
     StartTls,
@@ -46,6 +48,7 @@ from hil.sim.firmware import (
 )
 
 log = logging.getLogger("hil.sim")
+T = TypeVar("T")
 
 BITS_PER_BYTE = 10  # start + 8 data + stop
 PIECE = 8  # bytes handed to the port at once while pacing: 0.69 ms at 115200 baud
@@ -104,7 +107,12 @@ class _Uart:
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, baud: int | None, sink, *, precise: bool = False
+        self,
+        loop: asyncio.AbstractEventLoop,
+        baud: int | None,
+        sink: Callable[[bytes, float], None],
+        *,
+        precise: bool = False,
     ) -> None:
         self._loop = loop
         self._byte_s = BITS_PER_BYTE / baud if baud else 0.0
@@ -427,7 +435,7 @@ class SimHost:
         self._timer = None
         self._apply(self.firmware.tick(self._loop.time()))
 
-    def _event(self, event) -> None:
+    def _event(self, event: SocketEvent) -> None:
         assert self._loop is not None
         self._apply(self.firmware.socket_event(event, self._loop.time()))
 
@@ -547,14 +555,9 @@ class Simulator:
     def firmware(self) -> Firmware:
         return self.host.firmware
 
-    def _call(self, coro_or_fn, timeout: float = 10.0):
-        if asyncio.iscoroutine(coro_or_fn):
-            return asyncio.run_coroutine_threadsafe(coro_or_fn, self._loop).result(timeout)
-
-        async def run():
-            return coro_or_fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
+    def _call(self, coro: Coroutine[object, object, T], timeout: float = 10.0) -> T:
+        """Run `coro` on the simulator's thread; TimeoutError after `timeout` seconds."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def power_on(self) -> str:
         return self._call(self.host.power_on())
@@ -571,10 +574,10 @@ class Simulator:
     def inject(self, name: str, active: bool = True) -> None:
         """Switch on a fault a test provokes on purpose (socket creation fails, pings stop)."""
 
-        def switch() -> None:
+        async def switch() -> None:
             (self.firmware.injections.add if active else self.firmware.injections.discard)(name)
 
-        self._call(switch)
+        self._call(switch())
 
     def close(self) -> None:
         try:

@@ -263,7 +263,10 @@ def embedded_roundtrips(url: str, baud: int, count: int, warmup: int, idle_s: fl
         if done.returncode != 0 or not out.exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise BenchError(f"pytest-embedded worker failed ({done.returncode}):\n{tail}")
-        return json.loads(out.read_text())
+        figures = json.loads(out.read_text())
+        if not isinstance(figures, dict):
+            raise BenchError(f"pytest-embedded worker wrote no figures table to {out}")
+        return figures
 
 
 def _thread_cpu_s(thread: threading.Thread) -> float:
@@ -760,7 +763,7 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
     raw_ms, outer_ms, stamped_ms = _ms_list(raw), _ms_list(outer), _ms_list(stamped)
     embedded_ms = _ms_list(embedded["roundtrip_ns"]) if embedded else []
 
-    def block(values: list[float]) -> dict[str, Any] | None:
+    def summary(values: list[float]) -> dict[str, Any] | None:
         s = stats(values)
         return None if s is None else s.as_dict(4)
 
@@ -787,10 +790,10 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
         "roundtrip_ms": {
             "definition": "AT\\r written → OK\\r\\n read, as the caller sees it; ratios are "
                           "of medians (p50)",
-            "raw_pyserial": block(raw_ms),
-            "harness": block(outer_ms),
-            "harness_stamped": block(stamped_ms),
-            "pytest_embedded": block(embedded_ms),
+            "raw_pyserial": summary(raw_ms),
+            "harness": summary(outer_ms),
+            "harness_stamped": summary(stamped_ms),
+            "pytest_embedded": summary(embedded_ms),
             "pytest_embedded_version": None if embedded is None else embedded["version"],
         },
         "mpubex": mpubex,
