@@ -70,6 +70,3 @@ def main(argv: list[str] | None = None) -> int:
         args.pytest_args = extra
     return args.func(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
