@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from types import ModuleType
 
@@ -72,6 +71,3 @@ def main(argv: list[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.func  # the subcommand's main
     return run(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
