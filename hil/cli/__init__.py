@@ -22,6 +22,8 @@ from hil.cli import (
 from hil.tools import bench, console, mutants
 from hil.version import harness_version
 
+__all__ = ["build_parser", "main"]
+
 
 class _Version(argparse.Action):
     """`--version`, asking git for the commit only when it is given."""
