@@ -160,6 +160,14 @@ class Publish:
         else:
             _check_packet_id(self.packet_id)
 
+    @property
+    def ack_id(self) -> int:
+        """The packet id that acknowledges a QoS 1 or 2 PUBLISH (the constructor saw to it
+        that it has one); ValueError for QoS 0."""
+        if self.packet_id is None:
+            raise ValueError("a QoS 0 PUBLISH has no packet id")
+        return self.packet_id
+
 
 @dataclass(frozen=True)
 class Puback:

@@ -134,8 +134,9 @@ class SimProcess:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()),  # type: ignore[union-attr]
-                         daemon=True).start()
+        stdout = self.proc.stdout
+        assert stdout is not None  # a pipe, as asked
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
         try:
             first = lines.get(timeout=timeout)
         except queue.Empty:
@@ -484,8 +485,8 @@ def timestamp_errors(run: StampRun, inject: Mapping[str, float]) -> dict[str, An
         "samples": len(every),
         "abs_error_ms": absolute.as_dict(4),
         "signed_error_ms": signed.as_dict(4),
-        "per_command": {name: stats(abs(e) for e in errs).as_dict(4)  # type: ignore[union-attr]
-                        for name, errs in per.items()},
+        "per_command": {name: figures.as_dict(4) for name, errs in per.items()
+                        if (figures := stats(abs(e) for e in errs)) is not None},
         "p50_ms": absolute.p50,
         "p99_ms": absolute.p99,
     }

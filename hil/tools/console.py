@@ -22,12 +22,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import serial
 
 from hil.at.framer import Framer, Line, Prompt
 from hil.l506.types import MSUB_COUNTED, MqttStatus, ResultType, parse_result
 from hil.trace.session import RX, TX, SessionWriter
+
+if TYPE_CHECKING:  # prompt_toolkit is loaded when the console starts, not on import
+    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+    from prompt_toolkit.document import Document
 
 #: What each result type means (GEN-4, guide section 2.1).
 RESULT_MEANING: dict[ResultType, str] = {
@@ -255,11 +260,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where typed lines are kept between sessions")
 
 
-def _completer() -> object:
+def _completer() -> Completer:
     from prompt_toolkit.completion import Completer, Completion
 
     class MqttCompleter(Completer):
-        def get_completions(self, document, complete_event):  # type: ignore[no-untyped-def]
+        def get_completions(
+            self, document: Document, complete_event: CompleteEvent
+        ) -> Iterator[Completion]:
             before = document.text_before_cursor
             current = before.rsplit(",", 1)[-1].rsplit("=", 1)[-1] if "=" in before else before
             for value, meta in complete(before):
@@ -312,7 +319,7 @@ def main(args: argparse.Namespace) -> int:
                 session.app.invalidate()  # the prompt may change (MPUBEX data)
 
     session: PromptSession[str] = PromptSession(
-        history=FileHistory(str(args.history)), completer=_completer(),  # type: ignore[arg-type]
+        history=FileHistory(str(args.history)), completer=_completer(),
         complete_while_typing=False,
     )
     print(f"hil console on {args.port}: Tab completes, Ctrl-D leaves"
