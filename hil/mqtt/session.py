@@ -284,11 +284,7 @@ class ClientSession:
                 self._settle(packet_id, _Await.PUBACK, "PUBACK")
                 return [PublishDone(packet_id)]
             case Pubrec(packet_id=packet_id):
-                # A repeated PUBREC while waiting for PUBCOMP is answered again, not an error.
-                if self._awaiting.get(packet_id) not in (_Await.PUBREC, _Await.PUBCOMP):
-                    raise ProtocolError(f"PUBREC for packet id {packet_id}, which awaits no PUBREC")
-                self._awaiting[packet_id] = _Await.PUBCOMP
-                self._send(Pubrel(packet_id), now)
+                self._on_pubrec(packet_id, now)
                 return []
             case Pubrel(packet_id=packet_id):
                 # Answered even for an unknown id (MQTT-4.3.3-2): it may stem from an earlier
@@ -299,14 +295,8 @@ class ClientSession:
             case Pubcomp(packet_id=packet_id):
                 self._settle(packet_id, _Await.PUBCOMP, "PUBCOMP")
                 return [PublishDone(packet_id)]
-            case Suback(packet_id=packet_id, return_codes=codes):
-                self._settle(packet_id, _Await.SUBACK, "SUBACK")
-                requested = self._requested_qos.pop(packet_id)
-                if len(codes) != 1:
-                    raise ProtocolError(f"SUBACK carries {len(codes)} return codes for 1 filter")
-                if codes[0] != SUBACK_FAILURE and codes[0] > requested:
-                    raise ProtocolError(f"SUBACK grants QoS {codes[0]} above requested {requested}")
-                return [Subscribed(packet_id, codes[0])]
+            case Suback():
+                return [self._on_suback(packet)]
             case Unsuback(packet_id=packet_id):
                 self._settle(packet_id, _Await.UNSUBACK, "UNSUBACK")
                 return [Unsubscribed(packet_id)]
@@ -325,6 +315,23 @@ class ClientSession:
             raise ProtocolError("CONNACK session present for a clean session (MQTT-3.2.2-1)")
         self._state = _State.CONNECTED
         return Connected(packet.session_present)
+
+    def _on_pubrec(self, packet_id: int, now: float) -> None:
+        # A repeated PUBREC while waiting for PUBCOMP is answered again, not an error.
+        if self._awaiting.get(packet_id) not in (_Await.PUBREC, _Await.PUBCOMP):
+            raise ProtocolError(f"PUBREC for packet id {packet_id}, which awaits no PUBREC")
+        self._awaiting[packet_id] = _Await.PUBCOMP
+        self._send(Pubrel(packet_id), now)
+
+    def _on_suback(self, packet: Suback) -> Event:
+        packet_id, codes = packet.packet_id, packet.return_codes
+        self._settle(packet_id, _Await.SUBACK, "SUBACK")
+        requested = self._requested_qos.pop(packet_id)
+        if len(codes) != 1:
+            raise ProtocolError(f"SUBACK carries {len(codes)} return codes for 1 filter")
+        if codes[0] != SUBACK_FAILURE and codes[0] > requested:
+            raise ProtocolError(f"SUBACK grants QoS {codes[0]} above requested {requested}")
+        return Subscribed(packet_id, codes[0])
 
     def _on_publish(self, packet: Publish, now: float) -> list[Event]:
         message = MessageReceived(packet.topic, packet.payload, packet.qos, packet.retain)
