@@ -298,16 +298,22 @@ def _worst(a: str, b: str) -> str:
     return min(a, b, key=lambda o: rank.get(o, len(rank)))
 
 
-def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
-    """Several modules' snapshots as one: a test's outcome is its worst on any module, its
-    records and response times those of every module in turn; throughput figures the mean
-    over the modules that have them. Each module stays in `modules` by its label."""
+def _by_label(parts: list[Snapshot]) -> dict[str, Snapshot]:
+    """Every module of `parts` by a label of its own."""
     modules: dict[str, Snapshot] = {}
     for part in parts:
         for label, one in part.by_module.items():
             if label in modules:  # two runs on one place: tell them apart by their folder
                 label = f"{label} ({Path(one.source).name})"
             modules[label] = replace(one, module=label)
+    return modules
+
+
+def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
+    """Several modules' snapshots as one: a test's outcome is its worst on any module, its
+    records and response times those of every module in turn; throughput figures the mean
+    over the modules that have them. Each module stays in `modules` by its label."""
+    modules = _by_label(parts)
     tests: dict[str, tuple[str, tuple[str, ...]]] = {}
     characterization: dict[str, list[Behaviour]] = {}
     latency: dict[str, dict[str, list[float]]] = {}

@@ -406,20 +406,28 @@ class SimHost:
                     task = self._loop.create_task(self._connect(action))
                     self._sockets[action.socket_id] = _Socket(task)
                 case StartTls(socket_id=sid):
-                    sock = self._sockets.get(sid)
-                    if sock is not None and sock.writer is not None:
-                        self._loop.create_task(self._start_tls(sid, sock.writer))
+                    writer = self._writer(sid)
+                    if writer is not None:
+                        self._loop.create_task(self._start_tls(sid, writer))
                 case SendSocket(socket_id=sid, data=data):
-                    sock = self._sockets.get(sid)
-                    if sock is not None and sock.writer is not None:
-                        sock.writer.write(data)
+                    writer = self._writer(sid)
+                    if writer is not None:
+                        writer.write(data)
                 case CloseSocket(socket_id=sid):
-                    sock = self._sockets.pop(sid, None)
-                    if sock is not None:
-                        sock.task.cancel()
-                        if sock.writer is not None:
-                            sock.writer.close()
+                    self._close_socket(sid)
         self._schedule()
+
+    def _writer(self, socket_id: int) -> asyncio.StreamWriter | None:
+        """The socket's writer once it is connected; None before, or for a closed socket."""
+        sock = self._sockets.get(socket_id)
+        return None if sock is None else sock.writer
+
+    def _close_socket(self, socket_id: int) -> None:
+        sock = self._sockets.pop(socket_id, None)
+        if sock is not None:
+            sock.task.cancel()
+            if sock.writer is not None:
+                sock.writer.close()
 
     def _schedule(self) -> None:
         assert self._loop is not None
