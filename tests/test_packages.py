@@ -28,11 +28,12 @@ def test_every_package_lists_its_public_names(name: str) -> None:
     public = package.__dict__.get("__all__")
     assert public, f"{name}/__init__.py has no __all__"
     assert package.__doc__, f"{name}/__init__.py has no docstring saying what it holds"
+    folder = Path(package.__path__[0])
     for entry in public:
         if not hasattr(package, entry):  # a module of the package, imported on demand
-            assert (Path(package.__file__).parent / f"{entry}.py").is_file() \
-                or (Path(package.__file__).parent / entry / "__init__.py").is_file(), \
-                f"{name}.__all__ names {entry!r}, which is neither defined nor a module"
+            is_module = (folder / f"{entry}.py").is_file() \
+                or (folder / entry / "__init__.py").is_file()
+            assert is_module, f"{name}.__all__ names {entry!r}, neither defined nor a module"
             importlib.import_module(f"{name}.{entry}")
 
 
