@@ -563,9 +563,19 @@ class Simulator:
     def firmware(self) -> Firmware:
         return self.host.firmware
 
-    def _call(self, coro: Coroutine[object, object, T], timeout: float = 10.0) -> T:
-        """Run `coro` on the simulator's thread; TimeoutError after `timeout` seconds."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+    def _call(
+        self, work: Coroutine[object, object, T] | Callable[[], T], timeout: float = 10.0
+    ) -> T:
+        """Run `work` (a coroutine, or a function) on the simulator's thread; TimeoutError
+        after `timeout` seconds."""
+        if asyncio.iscoroutine(work):
+            return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
+        call = work
+
+        async def run() -> T:
+            return call()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
     def power_on(self) -> str:
         return self._call(self.host.power_on())
@@ -582,10 +592,10 @@ class Simulator:
     def inject(self, name: str, active: bool = True) -> None:
         """Switch on a fault a test provokes on purpose (socket creation fails, pings stop)."""
 
-        async def switch() -> None:
+        def switch() -> None:
             (self.firmware.injections.add if active else self.firmware.injections.discard)(name)
 
-        self._call(switch())
+        self._call(switch)
 
     def close(self) -> None:
         try:
