@@ -18,6 +18,7 @@ from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
 from hil.farm.lease import busy_message
 from hil.farm.merge import environment_lines, merge_modules
 from hil.report.categories import classify
+from hil.report.records import ModuleSummary
 from hil.rig import RigError, rig_from_dict
 
 
@@ -161,7 +162,7 @@ def test_merge_without_workers_leaves_the_run_alone(tmp_path: Path) -> None:
 
 
 def test_environment_lines_escape_module_names() -> None:
-    text = environment_lines("", [{"module": "a b:c", "firmware": None, "imei": None}])
+    text = environment_lines("", (ModuleSummary(module="a b:c", folder="modules/a b:c"),))
     assert text == "Module\\ a\\ b\\:c=? \\u00b7 IMEI ?\n"
 
 
