@@ -64,17 +64,17 @@ class _Table:
         self.path = path
         self.where = where
 
-    def _name(self, key: str) -> str:
+    def name(self, key: str) -> str:
         return f"{self.where}.{key}" if self.where else key
 
     def fail(self, key: str, expected: str) -> RecordError:
-        return RecordError(self.path, f"{self._name(key)} must be {expected}, "
+        return RecordError(self.path, f"{self.name(key)} must be {expected}, "
                                       f"not {_shown(self.data[key])}")
 
     def _get(self, key: str, required: bool) -> Any:
         if key not in self.data:
             if required:
-                raise RecordError(self.path, f"{self._name(key)} is missing")
+                raise RecordError(self.path, f"{self.name(key)} is missing")
             return None
         return self.data[key]
 
@@ -97,7 +97,7 @@ class _Table:
         value = self._get(key, False)
         if value is not None and not _is_number(value):
             raise self.fail(key, "a number or null")
-        return value
+        return None if value is None else float(value)
 
     def number(self, key: str, default: float | None = None) -> float:
         """A number; `default` when the field is absent (required when there is none)."""
@@ -106,7 +106,7 @@ class _Table:
         value = self._get(key, True)
         if not _is_number(value):
             raise self.fail(key, "a number")
-        return value  # type: ignore[no-any-return]
+        return float(value)
 
     def integer_or_none(self, key: str) -> int | None:
         value = self._get(key, False)
@@ -139,26 +139,25 @@ class _Table:
             raise self.fail(key, "a table of strings")
         return dict(value)
 
-    def number_table(self, key: str, *, nulls: bool = False) -> dict[str, Any]:
+    def number_table(self, key: str) -> dict[str, Any]:
         value = self._get(key, False)
         if value is None:
             return {}
-        if not isinstance(value, dict) or not all(
-                _is_number(v) or (nulls and v is None) for v in value.values()):
-            raise self.fail(key, "a table of numbers" + (" or nulls" if nulls else ""))
+        if not isinstance(value, dict) or not all(_is_number(v) for v in value.values()):
+            raise self.fail(key, "a table of numbers")
         return dict(value)
 
-    def table(self, key: str, *, required: bool = False) -> _Table | None:
-        value = self._get(key, required)
-        return None if value is None else _Table(value, self.path, self._name(key))
+    def table(self, key: str) -> _Table | None:
+        value = self._get(key, False)
+        return None if value is None else _Table(value, self.path, self.name(key))
 
-    def tables(self, key: str, *, required: bool = False) -> list[_Table]:
-        value = self._get(key, required)
+    def tables(self, key: str) -> list[_Table]:
+        value = self._get(key, False)
         if value is None:
             return []
         if not isinstance(value, list):
             raise self.fail(key, "a list")
-        return [_Table(row, self.path, f"{self._name(key)}[{i}]") for i, row in enumerate(value)]
+        return [_Table(row, self.path, f"{self.name(key)}[{i}]") for i, row in enumerate(value)]
 
     def rest(self, known: tuple[str, ...]) -> dict[str, Any]:
         """The fields this reader does not know, kept as they are."""
@@ -271,12 +270,10 @@ class RunInfo:
         if isinstance(modules, int) and not isinstance(modules, bool):
             count = modules
         elif modules is not None:
-            described = t.table("modules")
-            assert described is not None
-            for label in described.data:
-                one = described.table(label, required=True)
-                assert one is not None
-                identities[label] = one.text_table("identity")
+            described = _Table(modules, t.path, t.name("modules"))
+            for label, one in described.data.items():
+                identities[label] = _Table(one, t.path, described.name(label)).text_table(
+                    "identity")
         return cls(started=t.text_or_none("started"), finished=t.text_or_none("finished"),
                    rig=t.text_or_none("rig"), rig_file=t.text_or_none("rig_file"),
                    labels=t.text_table("labels"), dut=t.text_or_none("dut"),
@@ -706,10 +703,8 @@ class Throughput:
 def read_throughput(path: Path) -> Throughput:
     top = _document(path)
     series = {}
-    for name in top.rest(_THROUGHPUT_HEAD):
-        one = top.table(name)
-        assert one is not None
-        series[name] = ThroughputSeries.of(one)
+    for name, one in top.rest(_THROUGHPUT_HEAD).items():
+        series[name] = ThroughputSeries.of(_Table(one, path, name))
     return Throughput(series=series, clause=top.text("clause", "MPUBEX-4"),
                       messages_per_qos=top.integer_or_none("messages_per_qos"),
                       message_bytes=top.integer_or_none("message_bytes"),
