@@ -196,6 +196,7 @@ def _latency(samples: Iterable[Sample]) -> tuple[dict[str, dict[str, list[float]
 
 
 def _behaviours_of(records: Iterable[OpenPointRecord]) -> dict[str, tuple[Behaviour, ...]]:
+    """clause → a run's open-point records, in order, as a baseline compares them."""
     by_clause: dict[str, list[Behaviour]] = {}
     for r in records:
         by_clause.setdefault(r.clause, []).append(Behaviour(
