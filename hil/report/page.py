@@ -75,12 +75,13 @@ class RunRecord:
 
     @property
     def firmware(self) -> str:
-        return (self.identity.get("revision") or (self.timings and self.timings.firmware)
-                or "unknown firmware")
+        timed = self.timings.firmware if self.timings is not None else None
+        return self.identity.get("revision") or timed or "unknown firmware"
 
     @property
     def rig(self) -> str:
-        return self.run.rig or (self.timings and self.timings.rig) or "unknown rig"
+        timed = self.timings.rig if self.timings is not None else None
+        return self.run.rig or timed or "unknown rig"
 
     @property
     def tests(self) -> tuple[ResultRow, ...]:
@@ -156,7 +157,7 @@ def identity_rows(record: RunRecord) -> list[tuple[str, str]]:
         ("Module", " ".join(x for x in (ident.get("manufacturer"), ident.get("model")) if x)),
         ("IMEI", ident.get("imei", "")),
         ("Rig", record.rig + (f" ({run.rig_file})" if run.rig_file else "")),
-        ("DUT", run.dut or (record.timings and record.timings.dut) or ""),
+        ("DUT", run.dut or (record.timings.dut if record.timings is not None else "") or ""),
         ("Simulator profile", run.profile or ""),
         ("Port", run.port or ""),
         ("Run", f"{run.started or '?'} to {run.finished or '?'}"),
