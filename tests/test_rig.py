@@ -9,7 +9,7 @@ import pytest
 from hil.power import CommandPower, ModemLinePower, UhubctlPower, backends, power_from_config
 from hil.power.lines import LinePower
 from hil.power.modemlines import ModemLineSettings
-from hil.rig import RigError, load_rig, rig_from_dict, rig_warnings
+from hil.rig import RigError, load_rig, rig_from_dict, rig_warnings, with_port
 
 RIGS = Path(__file__).resolve().parent.parent / "rigs"
 EXAMPLES = sorted(RIGS.glob("*.toml"))
@@ -135,7 +135,10 @@ def test_the_tap_needs_an_address_of_its_own() -> None:
     assert not rig_warnings(bench), "a tap in front of a loopback broker is the forward"
     plain = rig_from_dict(sim)
     assert (plain.broker.tap, plain.broker.module_dials) == ("", "127.0.0.1")
-    assert load_rig(RIGS / "simulator.toml").broker.module_dials == "127.0.0.2"
+    simulator = load_rig(RIGS / "simulator.toml")
+    assert simulator.broker.module_dials == "127.0.0.2"
+    # a real module given by --port dials dut_host: the simulator's loopback tap is not its
+    assert with_port(simulator, "/dev/ttyUSB2").broker.module_dials == "127.0.0.1"
 
 
 def test_budgets_are_positive_milliseconds() -> None:

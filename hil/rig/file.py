@@ -486,7 +486,8 @@ def with_port(rig: Rig, port: str) -> Rig:
     A hardware rig keeps its name, power and settings: the same bench, its module on another
     port. A simulator rig becomes a rig of its own, "module on <port>", with no power
     control, no labels and the default budgets (the simulator rig's fit the simulator), so
-    that no report calls a real module "simulator".
+    that no report calls a real module "simulator"; nor the simulator's broker tap (a
+    loopback address a real module cannot dial: `--broker-tap` sets one for it).
     """
     dut = rig.dut
     if dut.kind == "hardware":
@@ -495,7 +496,8 @@ def with_port(rig: Rig, port: str) -> Rig:
                        boot_timeout_s=dut.boot_timeout_s, ready_timeout_s=dut.ready_timeout_s,
                        link_wait_scale=HARDWARE_LINK_WAIT_SCALE)
     return dataclasses.replace(rig, name=f"module on {port}", description="", dut=module,
-                               power=PowerConfig("none"), source=None, labels={}, budgets={})
+                               power=PowerConfig("none"), source=None, labels={}, budgets={},
+                               broker=dataclasses.replace(rig.broker, tap=""))
 
 
 def tap_problem(broker: BrokerConfig, kind: str) -> str | None:
