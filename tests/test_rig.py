@@ -136,7 +136,7 @@ def test_the_tap_needs_an_address_of_its_own() -> None:
     plain = rig_from_dict(sim)
     assert (plain.broker.tap, plain.broker.module_dials) == ("", "127.0.0.1")
     simulator = load_rig(RIGS / "simulator.toml")
-    assert simulator.broker.module_dials == "127.0.0.2"
+    assert simulator.broker.module_dials == "::1"
     # a real module given by --port dials dut_host: the simulator's loopback tap is not its
     assert with_port(simulator, "/dev/ttyUSB2").broker.module_dials == "127.0.0.1"
 

@@ -524,7 +524,7 @@ def tap_problem(broker: BrokerConfig, kind: str) -> str | None:
     tap, bind = ipaddress.ip_address(broker.tap), ipaddress.ip_address(broker.bind)
     if kind == "simulator" and not tap.is_loopback:
         return (f"tap = {broker.tap!r}: the simulator dials only loopback; use a loopback "
-                "address other than the broker's, e.g. 127.0.0.2")
+                "address other than the broker's, e.g. ::1 beside 127.0.0.1")
     if tap == bind or bind.is_unspecified:
         return (f"tap = {broker.tap!r} and bind = {broker.bind!r}: the tap listens on the "
                 "broker's ports, so the two need different addresses; bind the broker to "

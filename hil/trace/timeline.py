@@ -106,7 +106,8 @@ class MqttTap:
         self.target = (host, port)
         self.transcript = transcript
         self.decode = decode
-        self._server = socket.create_server(listen)
+        family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET  # ::1 beside 127.0.0.1
+        self._server = socket.create_server(listen, family=family)
         self._server.settimeout(0.2)
         self.host: str = self._server.getsockname()[0]
         self.port: int = self._server.getsockname()[1]
