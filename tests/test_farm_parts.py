@@ -3,6 +3,7 @@ the merge of a parallel run's records, hil run's xdist options."""
 
 from __future__ import annotations
 
+import csv
 import json
 import tomllib
 from pathlib import Path
@@ -11,13 +12,16 @@ from types import SimpleNamespace
 import pytest
 
 from fixtures.farm import _first_mine
+from fixtures.spec import SPEC_ATTRIBUTE, RunOutcome, Traceability, load_clauses
 from hil.cli import main, run
 from hil.cli.places import places_table
 from hil.farm import farm
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
 from hil.farm.lease import busy_message
 from hil.farm.merge import environment_lines, merge_modules
+from hil.report import page
 from hil.report.categories import classify
+from hil.report.timing import Sample, timings_document
 from hil.rig import RigError, rig_from_dict
 
 
@@ -155,6 +159,61 @@ def test_merge_labels_every_test_with_its_module(tmp_path: Path) -> None:
     assert "Module\\ l506-1=V3.2 \\u00b7 IMEI 86612304*******" in env
 
 
+def _timings(run_dir: Path, worker: str, firmware: str, totals_ms: list[float]) -> None:
+    """A worker's timings.json as fixtures/timing.py writes it (no plots: workers draw none)."""
+    samples = [Sample("MPUB", f"t.py::p{i}", "call", i / 10, 1.0, None, ms, None, ms,
+                      final="OK", budget_ms=50.0, over_budget=ms > 50)
+               for i, ms in enumerate(totals_ms)]
+    document = timings_document(samples, {"dut": "simulator", "rig": "farm", "tests": 2,
+                                          "firmware": firmware, "baud": 115200})
+    (run_dir / "modules" / worker / "timings.json").write_text(json.dumps(document))
+
+
+def test_merge_makes_one_timing_record_for_every_module(tmp_path: Path) -> None:
+    _worker(tmp_path, "gw0", "l506-1", [("t.py::p0", "passed")])
+    _worker(tmp_path, "gw1", "l506-2", [("t.py::p1", "passed")])
+    _timings(tmp_path, "gw0", "V3.2", [10.0, 20.0, 30.0])
+    _timings(tmp_path, "gw1", "V3.3", [40.0, 60.0])
+    merge_modules(tmp_path, None)
+    rows = list(csv.DictReader((tmp_path / "timings.csv").open()))
+    totals = {r["module"]: r for r in rows if r["metric"] == "total"}
+    assert set(totals) == {"l506-1", "l506-2"}
+    assert (totals["l506-1"]["n"], totals["l506-1"]["p50_ms"]) == ("3", "20.000")
+    assert (totals["l506-2"]["n"], totals["l506-2"]["over_budget"]) == ("2", "1")
+    doc = json.loads((tmp_path / "timings.json").read_text())
+    assert doc["commands"]["MPUB"]["total"]["n"] == 5  # the run's figures, every module
+    assert doc["modules"]["l506-2"]["commands"]["MPUB"]["total"]["max"] == 60.0
+    assert doc["firmware"] == "V3.2 / V3.3" and doc["tests"] == 4
+    assert [s["module"] for s in doc["samples"]] == ["l506-1"] * 3 + ["l506-2"] * 2
+    assert doc["over_budget"] == [{"test": "t.py::p1", "command": "MPUB", "text": "",
+                                   "total_ms": 60.0, "budget_ms": 50.0, "module": "l506-2"}]
+    metrics = (tmp_path / "metrics.txt").read_text()
+    assert metrics.count("# TYPE l506_response_ms gauge") == 1  # one family, a series each
+    assert 'l506_responses_total{command="MPUB",dut="simulator",firmware="V3.2",' \
+           'module="l506-1",rig="farm"} 3.0' in metrics
+    assert 'module="l506-2"' in metrics and metrics.endswith("# EOF\n")
+    assert (tmp_path / "plots" / "latency.png").read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "modules" / "l506-1" / "plots").exists()
+
+
+def test_run_page_shows_each_modules_verdict(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps({"run": {"rig": "farm"}, "tests": []}))
+    _worker(tmp_path, "gw0", "l506-1", [("t.py::a", "passed")])
+    _worker(tmp_path, "gw1", "l506-2", [("t.py::b", "failed")])
+    (tmp_path / "modules" / "gw1" / "results.json").write_text(json.dumps({
+        "run": {"identity": {"module": "l506-2", "revision": "V3.3", "imei": "8661*"}},
+        "totals": {"failed": 1}, "tests": [{"nodeid": "t.py::b", "outcome": "failed"}]}))
+    merge_modules(tmp_path, None)
+    record = page.load_run(tmp_path)
+    assert page.module_rows(record) == [
+        ["l506-1", "V3.2", "86612304*******", '<span class="v-passed">passed</span>',
+         "1 passed"],
+        ["l506-2", "V3.3", "8661*", '<span class="v-failed">failed</span>', "1 failed"]]
+    html = page.body(record)
+    assert "Verdict per module (2)" in html
+    assert 'b on l506-2<br><a href="modules/l506-2/transcripts/t.py_b/transcript.log">' in html
+
+
 def test_merge_without_workers_leaves_the_run_alone(tmp_path: Path) -> None:
     assert merge_modules(tmp_path, None) is None
     assert not (tmp_path / "results.json").exists()
@@ -187,3 +246,36 @@ def test_farm_commands_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_each_or_share_without_workers_is_refused(capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--each"]) == 4
     assert "--each and --share go with -n N" in capsys.readouterr().err
+
+
+def _report(nodeid: str, when: str, module: str = "", **extra: object) -> SimpleNamespace:
+    return SimpleNamespace(nodeid=nodeid, when=when, duration=0.1, failed=False, skipped=False,
+                           passed=True, longreprtext="", longrepr=None,
+                           user_properties=[("module", module)] if module else [], **extra)
+
+
+def test_workers_reports_carry_clauses_to_one_matrix() -> None:
+    """A worker puts its test's clauses on the report; the controller, which collected
+    nothing, builds the run's matrix from the reports of every worker."""
+    root = Path(__file__).resolve().parent.parent
+    worker = Traceability(root, load_clauses(root))
+    worker.tests["t.py::a"] = RunOutcome("t.py::a", ["MPUB-1"], skipped_parts=[
+        ("MPUB-1", "retain not checked")])
+    reports = []
+    for when in ("setup", "call", "teardown"):
+        report = _report("t.py::a", when, "l506-2 · V3.2 · IMEI 8661*")
+        worker.carry(report)
+        reports.append(report)
+    controller = Traceability(root, load_clauses(root))
+    for report in [*reports, _report("t.py::b", "call", "l506-1 · V3.2 · IMEI 8661*",
+                                     **{SPEC_ATTRIBUTE: {"clauses": ["MSUB-5"],
+                                                         "open_points": [],
+                                                         "skipped_parts": []}})]:
+        controller.reported(report)
+    rows = {row.clause.id: row for row in controller.rows()}
+    assert rows["MPUB-1"].verdict == "partial" and rows["MSUB-5"].verdict == "pass"
+    assert rows["MPUB-1"].unchecked() == ["retain not checked"]
+    document = controller._json(list(rows.values()))
+    tests = {t["test"]: t for c in document["clauses"] for t in c["tests"]}
+    assert tests["t.py::a"]["module"] == "l506-2 · V3.2 · IMEI 8661*"
+    assert "`b` passed on l506-1" in controller._markdown(list(rows.values()))

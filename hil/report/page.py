@@ -139,6 +139,21 @@ def identity_rows(record: RunRecord) -> list[tuple[str, str]]:
     return [(k, v) for k, v in rows if v]
 
 
+def module_rows(record: RunRecord) -> list[list[str]]:
+    """A run of several modules (`hil run -n N`): each module's verdict, from the `modules`
+    table of results.json (hil.farm.merge)."""
+    rows = []
+    for m in record.results.get("modules", []):
+        totals = m.get("totals") or {}
+        failed = sum(totals.get(o, 0) for o in FAILED)
+        verdict = "no tests" if not totals else "failed" if failed else "passed"
+        rows.append([_e(str(m.get("module", "?"))), _e(str(m.get("firmware") or "?")),
+                     _e(str(m.get("imei") or "?")),
+                     f'<span class="v-{verdict.replace(" ", "-")}">{verdict}</span>',
+                     _e(", ".join(f"{n} {o}" for o, n in sorted(totals.items())))])
+    return rows
+
+
 def _totals(record: RunRecord) -> str:
     totals = record.results.get("totals", {})
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items())) or "no tests"
@@ -147,13 +162,16 @@ def _totals(record: RunRecord) -> str:
 def _failure_rows(record: RunRecord, links: Mapping[str, str],
                   transcripts: bool) -> list[list[str]]:
     rows = []
+    folders = {m.get("module"): m.get("folder") for m in record.results.get("modules", [])}
     for test in record.failures:
         nodeid = test["nodeid"]
-        name = _e(nodeid.split("::", 1)[-1])
+        module = test.get("module")
+        name = _e(nodeid.split("::", 1)[-1]) + (f" on {_e(module)}" if module else "")
         where = [f'<a href="{_e(links[nodeid])}">in the report</a>'] if nodeid in links else []
         if transcripts:
-            where.append(f'<a href="transcripts/{_e(safe_name(nodeid))}/transcript.log">'
-                         "transcript</a>")
+            folder = f"{folders[module]}/" if folders.get(module) else ""
+            where.append(f'<a href="{_e(folder)}transcripts/{_e(safe_name(nodeid))}/'
+                         'transcript.log">transcript</a>')
         rows.append([
             name + ("<br>" + " · ".join(where) if where else ""),
             _e(", ".join(test.get("clauses", []))),
@@ -262,6 +280,11 @@ def body(record: RunRecord, links: Mapping[str, str] | None = None, *,
     parts.append('<h2 id="identity">Firmware, rig and module</h2>')
     parts.append(_table(("", ""), [[_e(k), _e(v)] for k, v in identity_rows(record)],
                         "identity"))
+    modules = module_rows(record)
+    if modules:
+        parts.append(f'<h2 id="modules">Verdict per module ({len(modules)})</h2>')
+        parts.append(_table(("module", "firmware", "IMEI", "verdict", "tests"), modules,
+                            "modules"))
     failures = _failure_rows(record, links, transcripts)
     parts.append(f'<h2 id="failures">Failing tests ({len(failures)})</h2>')
     parts.append(_table(("test", "clauses", "category", "message"), failures, "failures")
