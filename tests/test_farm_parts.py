@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
+import time
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from fixtures.farm import _first_mine
+from fixtures.farm import EarlyLease, _first_mine
 from fixtures.spec import SPEC_ATTRIBUTE, RunOutcome, Traceability, load_clauses
 from hil.cli import main, run
 from hil.cli.places import places_table
 from hil.farm import farm
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
-from hil.farm.lease import busy_message
+from hil.farm.lease import PlaceLease, busy_message
 from hil.farm.merge import environment_lines, merge_modules
 from hil.report import page
 from hil.report.categories import classify
@@ -279,3 +281,57 @@ def test_workers_reports_carry_clauses_to_one_matrix() -> None:
     tests = {t["test"]: t for c in document["clauses"] for t in c["tests"]}
     assert tests["t.py::a"]["module"] == "l506-2 · V3.2 · IMEI 8661*"
     assert "`b` passed on l506-1" in controller._markdown(list(rows.values()))
+
+
+def test_an_early_lock_hands_over_its_place_or_its_error() -> None:
+    got = EarlyLease(lambda stop: "lease of l506-1")  # type: ignore[arg-type, return-value]
+    assert got.result() == "lease of l506-1"
+    assert got.cancel() == "lease of l506-1"  # unconfigure releases what no test took
+
+    def held(stop: threading.Event) -> PlaceLease:
+        raise LabgridError("place still held after 3 s: l506-1 by ana-hil1 on bench-3")
+
+    failed = EarlyLease(held)
+    with pytest.raises(LabgridError, match="by ana-hil1 on bench-3"):
+        failed.result()
+    assert failed.cancel() is None
+
+
+def test_an_early_lock_still_waiting_stops_when_the_run_ends() -> None:
+    def waiting(stop: threading.Event) -> PlaceLease:
+        stop.wait(30)
+        raise LabgridError("the run ended before a place was locked")
+
+    early = EarlyLease(waiting)
+    start = time.monotonic()
+    assert early.cancel() is None
+    assert time.monotonic() - start < 5
+
+
+class _HeldLab:
+    """labgrid-client as seen while someone else holds every place."""
+
+    coordinator, holder, identity = "127.0.0.1:1", "me-hil1", "pc/me-hil1"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def client(self, *args: str, place: str | None = None) -> SimpleNamespace:
+        self.calls.append((*args, place or ""))
+        return SimpleNamespace(returncode=1, stdout="", stderr="place l506-1 already acquired")
+
+    def places(self) -> list[PlaceState]:
+        return [_place("l506-1", acquired="bench-3/ana-hil1")]
+
+
+def test_a_wait_for_a_held_place_stops_when_asked() -> None:
+    lab, stop, said = _HeldLab(), threading.Event(), []
+    timer = threading.Timer(1.5, stop.set)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(LabgridError, match="the run ended before a place was locked"):
+        PlaceLease.acquire(lab, ["l506-1"], 60, waiting=said.append,  # type: ignore[arg-type]
+                           stop=stop)
+    assert time.monotonic() - start < 10  # not the 60 s of the timeout
+    assert said == ["waiting for place held: l506-1 by ana-hil1 on bench-3"]
+    assert ("release-from", "pc/me-hil1", "l506-1") in lab.calls  # nothing left behind
