@@ -1,4 +1,4 @@
-"""`python -m hil.cli`: the command line, for child processes started with this interpreter."""
+"""`python -m hil.cli`: the `hil` command from an interpreter that has no console script."""
 
 import sys
 
