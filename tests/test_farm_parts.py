@@ -326,7 +326,7 @@ class _HeldLab:
 
 def test_a_wait_for_a_held_place_stops_when_asked() -> None:
     lab, stop, said = _HeldLab(), threading.Event(), []
-    timer = threading.Timer(1.5, stop.set)
+    timer = threading.Timer(0.5, stop.set)
     timer.start()
     start = time.monotonic()
     with pytest.raises(LabgridError, match="the run ended before a place was locked"):
