@@ -23,7 +23,8 @@ from hil.farm.lease import PlaceLease, busy_message
 from hil.farm.merge import environment_lines, merge_modules
 from hil.report import page
 from hil.report.categories import classify
-from hil.report.timing import Sample, timings_document
+from hil.report.records import ModuleSummary, Sample, read_timings, read_traceability
+from hil.report.timing import write_json
 from hil.rig import RigError, rig_from_dict
 
 
@@ -166,9 +167,9 @@ def _timings(run_dir: Path, worker: str, firmware: str, totals_ms: list[float]) 
     samples = [Sample("MPUB", f"t.py::p{i}", "call", i / 10, 1.0, None, ms, None, ms,
                       final="OK", budget_ms=50.0, over_budget=ms > 50)
                for i, ms in enumerate(totals_ms)]
-    document = timings_document(samples, {"dut": "simulator", "rig": "farm", "tests": 2,
-                                          "firmware": firmware, "baud": 115200})
-    (run_dir / "modules" / worker / "timings.json").write_text(json.dumps(document))
+    write_json(run_dir / "modules" / worker / "timings.json", samples,
+               {"dut": "simulator", "rig": "farm", "tests": 2, "firmware": firmware,
+                "baud": 115200})
 
 
 def test_merge_makes_one_timing_record_for_every_module(tmp_path: Path) -> None:
@@ -196,6 +197,27 @@ def test_merge_makes_one_timing_record_for_every_module(tmp_path: Path) -> None:
     assert 'module="l506-2"' in metrics and metrics.endswith("# EOF\n")
     assert (tmp_path / "plots" / "latency.png").read_bytes().startswith(b"\x89PNG")
     assert not (tmp_path / "modules" / "l506-1" / "plots").exists()
+    record = read_timings(tmp_path / "timings.json")  # the record reads back what it wrote
+    assert record.firmware_by_module == {"l506-1": "V3.2", "l506-2": "V3.3"}
+    assert record.modules["l506-1"]["MPUB"].metrics["total"]["n"] == 3
+    assert [(o.test, o.module) for o in record.over_budget] == [("t.py::p1", "l506-2")]
+    assert "modules" not in record.extra and "firmware_by_module" not in record.extra
+
+
+def test_a_worker_timing_record_that_cannot_be_read_is_left_out_and_named(
+        tmp_path: Path) -> None:
+    _worker(tmp_path, "gw0", "l506-1", [("t.py::p0", "passed")])
+    _worker(tmp_path, "gw1", "l506-2", [("t.py::p1", "passed")])
+    _timings(tmp_path, "gw0", "V3.2", [10.0, 20.0])
+    broken = tmp_path / "modules" / "gw1" / "timings.json"
+    broken.write_text('{"samples": [{"command": "MPUB", "total_ms": "slow"}]}')
+    merged = merge_modules(tmp_path, None)
+    assert merged is not None
+    assert [str(e) for e in merged.refused] == [
+        f"{broken.parent.with_name('l506-2') / 'timings.json'}: "
+        "samples[0].total_ms must be a number or null, not \"slow\""]
+    record = read_timings(tmp_path / "timings.json")
+    assert {s.module for s in record.samples} == {"l506-1"} and record.tests == 2
 
 
 def test_run_page_shows_each_modules_verdict(tmp_path: Path) -> None:
@@ -216,13 +238,25 @@ def test_run_page_shows_each_modules_verdict(tmp_path: Path) -> None:
     assert 'b on l506-2<br><a href="modules/l506-2/transcripts/t.py_b/transcript.log">' in html
 
 
+def test_a_worker_record_that_cannot_be_read_is_left_out_and_named(tmp_path: Path) -> None:
+    _worker(tmp_path, "gw0", "l506-1", [("t.py::a[l506-1]", "passed")])
+    broken = tmp_path / "modules" / "gw1" / "results.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"run": {}, "tests": [{"nodeid": 7}]}')
+    merged = merge_modules(tmp_path, None)
+    assert merged is not None
+    assert [t.nodeid for t in merged.results.tests] == ["t.py::a[l506-1]"]
+    assert [str(e) for e in merged.refused] == [
+        f"{broken}: tests[0].nodeid must be a string, not 7"]
+
+
 def test_merge_without_workers_leaves_the_run_alone(tmp_path: Path) -> None:
     assert merge_modules(tmp_path, None) is None
     assert not (tmp_path / "results.json").exists()
 
 
 def test_environment_lines_escape_module_names() -> None:
-    text = environment_lines("", [{"module": "a b:c", "firmware": None, "imei": None}])
+    text = environment_lines("", (ModuleSummary(module="a b:c", folder="modules/a b:c"),))
     assert text == "Module\\ a\\ b\\:c=? \\u00b7 IMEI ?\n"
 
 
@@ -256,7 +290,7 @@ def _report(nodeid: str, when: str, module: str = "", **extra: object) -> Simple
                            user_properties=[("module", module)] if module else [], **extra)
 
 
-def test_workers_reports_carry_clauses_to_one_matrix() -> None:
+def test_workers_reports_carry_clauses_to_one_matrix(tmp_path: Path) -> None:
     """A worker puts its test's clauses on the report; the controller, which collected
     nothing, builds the run's matrix from the reports of every worker."""
     root = Path(__file__).resolve().parent.parent
@@ -277,9 +311,11 @@ def test_workers_reports_carry_clauses_to_one_matrix() -> None:
     rows = {row.clause.id: row for row in controller.rows()}
     assert rows["MPUB-1"].verdict == "partial" and rows["MSUB-5"].verdict == "pass"
     assert rows["MPUB-1"].unchecked() == ["retain not checked"]
-    document = controller._json(list(rows.values()))
-    tests = {t["test"]: t for c in document["clauses"] for t in c["tests"]}
-    assert tests["t.py::a"]["module"] == "l506-2 · V3.2 · IMEI 8661*"
+    controller.write(tmp_path, None)
+    matrix = read_traceability(tmp_path / "traceability.json")
+    tests = {t.test: t for c in matrix.clauses for t in c.tests}
+    assert tests["t.py::a"].module == "l506-2 · V3.2 · IMEI 8661*"
+    assert tests["t.py::b"].module == "l506-1 · V3.2 · IMEI 8661*"
     assert "`b` passed on l506-1" in controller._markdown(list(rows.values()))
 
 

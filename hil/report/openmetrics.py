@@ -94,6 +94,7 @@ def render_parts(parts: Sequence[tuple[Mapping[str, CommandFigures],
     """The same for a run of several modules: each part's series labelled by its meta
     (its `module` among them), in one file."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_RunTimings(  # type: ignore[arg-type]
+    registry.register(_RunTimings(
         [(commands, run_labels(meta)) for commands, meta in parts]))
-    return generate_latest(registry)
+    text: bytes = generate_latest(registry)  # prometheus_client's OpenMetrics writer is untyped
+    return text
