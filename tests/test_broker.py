@@ -28,6 +28,7 @@ from hil.broker import (
 )
 from hil.broker import broker as broker_module
 from hil.broker.config import Listener, render_acl
+from hil.broker.tls import make_tls_material
 
 
 def _tls_handshake(port: int, context: ssl.SSLContext) -> str:
@@ -84,6 +85,16 @@ def test_tls_listener_fails_verification_against_another_ca(
     trustme.CA().cert_pem.write_to_path(str(stranger))
     with pytest.raises(ssl.SSLCertVerificationError):
         _tls_handshake(broker.tls_port, _verifying_context(stranger))
+
+
+def test_brokers_handed_one_set_of_certificates_share_it(tmp_path: Path) -> None:
+    """What the workers of a parallel run do: one CA for all their brokers, made once."""
+    shared = make_tls_material(tmp_path / "shared")
+    with Broker(tmp_path / "a", tls=shared) as a, Broker(tmp_path / "b", tls=shared) as b:
+        assert a.ca_pem == b.ca_pem == shared.ca_pem
+        assert not (tmp_path / "a" / "tls").exists()
+        for broker in (a, b):
+            assert _tls_handshake(broker.tls_port, _verifying_context(shared.ca_pem)) == "TLSv1.2"
 
 
 def test_refusing_tls_listener_fails_handshake_without_client_cert(

@@ -8,6 +8,7 @@ The long form, three modules and every suite, is in docs/farm.md.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -84,6 +85,14 @@ def test_each_module_runs_every_test_and_the_places_end_free(
     assert all(m["imei"].endswith("*******") and m["firmware"] for m in modules.values())
     assert (run / "modules" / "l506-1" / "transcripts").is_dir()
     assert (run / "modules" / "l506-2" / "timings.csv").is_file()
+    # one record of the run for every module: timings, plots and the clause matrix
+    timed = {r["module"] for r in csv.DictReader((run / "timings.csv").open())}
+    assert timed == {"l506-1", "l506-2"}
+    assert (run / "plots" / "latency.png").is_file()
+    assert not list((run / "modules").glob("*/plots")) + list((run / "modules").glob("*/trac*"))
+    matrix = json.loads((run / "traceability.json").read_text())
+    checked = {t["module"].split(" · ")[0] for c in matrix["clauses"] for t in c["tests"]}
+    assert checked == {"l506-1", "l506-2"} and matrix["summary"].get("pass")
     cases = ET.parse(run / "junit.xml").getroot().iter("testcase")
     names = [c.get("name") for c in cases]
     assert any("l506-1" in n for n in names) and any("l506-2" in n for n in names)

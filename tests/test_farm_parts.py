@@ -3,22 +3,28 @@ the merge of a parallel run's records, hil run's xdist options."""
 
 from __future__ import annotations
 
+import csv
 import json
+import threading
+import time
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from fixtures.farm import _first_mine
+from fixtures.farm import EarlyLease, _first_mine
+from fixtures.spec import SPEC_ATTRIBUTE, RunOutcome, Traceability, load_clauses
 from hil.cli import main, run
 from hil.cli.places import places_table
 from hil.farm import farm
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
-from hil.farm.lease import busy_message
+from hil.farm.lease import PlaceLease, busy_message
 from hil.farm.merge import environment_lines, merge_modules
+from hil.report import page
 from hil.report.categories import classify
-from hil.report.records import ModuleSummary
+from hil.report.records import ModuleSummary, Sample, read_timings, read_traceability
+from hil.report.timing import write_json
 from hil.rig import RigError, rig_from_dict
 
 
@@ -156,6 +162,82 @@ def test_merge_labels_every_test_with_its_module(tmp_path: Path) -> None:
     assert "Module\\ l506-1=V3.2 \\u00b7 IMEI 86612304*******" in env
 
 
+def _timings(run_dir: Path, worker: str, firmware: str, totals_ms: list[float]) -> None:
+    """A worker's timings.json as fixtures/timing.py writes it (no plots: workers draw none)."""
+    samples = [Sample("MPUB", f"t.py::p{i}", "call", i / 10, 1.0, None, ms, None, ms,
+                      final="OK", budget_ms=50.0, over_budget=ms > 50)
+               for i, ms in enumerate(totals_ms)]
+    write_json(run_dir / "modules" / worker / "timings.json", samples,
+               {"dut": "simulator", "rig": "farm", "tests": 2, "firmware": firmware,
+                "baud": 115200})
+
+
+def test_merge_makes_one_timing_record_for_every_module(tmp_path: Path) -> None:
+    _worker(tmp_path, "gw0", "l506-1", [("t.py::p0", "passed")])
+    _worker(tmp_path, "gw1", "l506-2", [("t.py::p1", "passed")])
+    _timings(tmp_path, "gw0", "V3.2", [10.0, 20.0, 30.0])
+    _timings(tmp_path, "gw1", "V3.3", [40.0, 60.0])
+    merge_modules(tmp_path, None)
+    rows = list(csv.DictReader((tmp_path / "timings.csv").open()))
+    totals = {r["module"]: r for r in rows if r["metric"] == "total"}
+    assert set(totals) == {"l506-1", "l506-2"}
+    assert (totals["l506-1"]["n"], totals["l506-1"]["p50_ms"]) == ("3", "20.000")
+    assert (totals["l506-2"]["n"], totals["l506-2"]["over_budget"]) == ("2", "1")
+    doc = json.loads((tmp_path / "timings.json").read_text())
+    assert doc["commands"]["MPUB"]["total"]["n"] == 5  # the run's figures, every module
+    assert doc["modules"]["l506-2"]["commands"]["MPUB"]["total"]["max"] == 60.0
+    assert doc["firmware"] == "V3.2 / V3.3" and doc["tests"] == 4
+    assert [s["module"] for s in doc["samples"]] == ["l506-1"] * 3 + ["l506-2"] * 2
+    assert doc["over_budget"] == [{"test": "t.py::p1", "command": "MPUB", "text": "",
+                                   "total_ms": 60.0, "budget_ms": 50.0, "module": "l506-2"}]
+    metrics = (tmp_path / "metrics.txt").read_text()
+    assert metrics.count("# TYPE l506_response_ms gauge") == 1  # one family, a series each
+    assert 'l506_responses_total{command="MPUB",dut="simulator",firmware="V3.2",' \
+           'module="l506-1",rig="farm"} 3.0' in metrics
+    assert 'module="l506-2"' in metrics and metrics.endswith("# EOF\n")
+    assert (tmp_path / "plots" / "latency.png").read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "modules" / "l506-1" / "plots").exists()
+    record = read_timings(tmp_path / "timings.json")  # the record reads back what it wrote
+    assert record.firmware_by_module == {"l506-1": "V3.2", "l506-2": "V3.3"}
+    assert record.modules["l506-1"]["MPUB"].metrics["total"]["n"] == 3
+    assert [(o.test, o.module) for o in record.over_budget] == [("t.py::p1", "l506-2")]
+    assert "modules" not in record.extra and "firmware_by_module" not in record.extra
+
+
+def test_a_worker_timing_record_that_cannot_be_read_is_left_out_and_named(
+        tmp_path: Path) -> None:
+    _worker(tmp_path, "gw0", "l506-1", [("t.py::p0", "passed")])
+    _worker(tmp_path, "gw1", "l506-2", [("t.py::p1", "passed")])
+    _timings(tmp_path, "gw0", "V3.2", [10.0, 20.0])
+    broken = tmp_path / "modules" / "gw1" / "timings.json"
+    broken.write_text('{"samples": [{"command": "MPUB", "total_ms": "slow"}]}')
+    merged = merge_modules(tmp_path, None)
+    assert merged is not None
+    assert [str(e) for e in merged.refused] == [
+        f"{broken.parent.with_name('l506-2') / 'timings.json'}: "
+        "samples[0].total_ms must be a number or null, not \"slow\""]
+    record = read_timings(tmp_path / "timings.json")
+    assert {s.module for s in record.samples} == {"l506-1"} and record.tests == 2
+
+
+def test_run_page_shows_each_modules_verdict(tmp_path: Path) -> None:
+    (tmp_path / "results.json").write_text(json.dumps({"run": {"rig": "farm"}, "tests": []}))
+    _worker(tmp_path, "gw0", "l506-1", [("t.py::a", "passed")])
+    _worker(tmp_path, "gw1", "l506-2", [("t.py::b", "failed")])
+    (tmp_path / "modules" / "gw1" / "results.json").write_text(json.dumps({
+        "run": {"identity": {"module": "l506-2", "revision": "V3.3", "imei": "8661*"}},
+        "totals": {"failed": 1}, "tests": [{"nodeid": "t.py::b", "outcome": "failed"}]}))
+    merge_modules(tmp_path, None)
+    record = page.load_run(tmp_path)
+    assert page.module_rows(record) == [
+        ["l506-1", "V3.2", "86612304*******", '<span class="v-passed">passed</span>',
+         "1 passed"],
+        ["l506-2", "V3.3", "8661*", '<span class="v-failed">failed</span>', "1 failed"]]
+    html = page.body(record)
+    assert "Verdict per module (2)" in html
+    assert 'b on l506-2<br><a href="modules/l506-2/transcripts/t.py_b/transcript.log">' in html
+
+
 def test_a_worker_record_that_cannot_be_read_is_left_out_and_named(tmp_path: Path) -> None:
     _worker(tmp_path, "gw0", "l506-1", [("t.py::a[l506-1]", "passed")])
     broken = tmp_path / "modules" / "gw1" / "results.json"
@@ -200,3 +282,92 @@ def test_farm_commands_say_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_each_or_share_without_workers_is_refused(capsys: pytest.CaptureFixture) -> None:
     assert main(["run", "--each"]) == 4
     assert "--each and --share go with -n N" in capsys.readouterr().err
+
+
+def _report(nodeid: str, when: str, module: str = "", **extra: object) -> SimpleNamespace:
+    return SimpleNamespace(nodeid=nodeid, when=when, duration=0.1, failed=False, skipped=False,
+                           passed=True, longreprtext="", longrepr=None,
+                           user_properties=[("module", module)] if module else [], **extra)
+
+
+def test_workers_reports_carry_clauses_to_one_matrix(tmp_path: Path) -> None:
+    """A worker puts its test's clauses on the report; the controller, which collected
+    nothing, builds the run's matrix from the reports of every worker."""
+    root = Path(__file__).resolve().parent.parent
+    worker = Traceability(root, load_clauses(root))
+    worker.tests["t.py::a"] = RunOutcome("t.py::a", ["MPUB-1"], skipped_parts=[
+        ("MPUB-1", "retain not checked")])
+    reports = []
+    for when in ("setup", "call", "teardown"):
+        report = _report("t.py::a", when, "l506-2 · V3.2 · IMEI 8661*")
+        worker.carry(report)
+        reports.append(report)
+    controller = Traceability(root, load_clauses(root))
+    for report in [*reports, _report("t.py::b", "call", "l506-1 · V3.2 · IMEI 8661*",
+                                     **{SPEC_ATTRIBUTE: {"clauses": ["MSUB-5"],
+                                                         "open_points": [],
+                                                         "skipped_parts": []}})]:
+        controller.reported(report)
+    rows = {row.clause.id: row for row in controller.rows()}
+    assert rows["MPUB-1"].verdict == "partial" and rows["MSUB-5"].verdict == "pass"
+    assert rows["MPUB-1"].unchecked() == ["retain not checked"]
+    controller.write(tmp_path, None)
+    matrix = read_traceability(tmp_path / "traceability.json")
+    tests = {t.test: t for c in matrix.clauses for t in c.tests}
+    assert tests["t.py::a"].module == "l506-2 · V3.2 · IMEI 8661*"
+    assert tests["t.py::b"].module == "l506-1 · V3.2 · IMEI 8661*"
+    assert "`b` passed on l506-1" in controller._markdown(list(rows.values()))
+
+
+def test_an_early_lock_hands_over_its_place_or_its_error() -> None:
+    got = EarlyLease(lambda stop: "lease of l506-1")  # type: ignore[arg-type, return-value]
+    assert got.result() == "lease of l506-1"
+    assert got.cancel() == "lease of l506-1"  # unconfigure releases what no test took
+
+    def held(stop: threading.Event) -> PlaceLease:
+        raise LabgridError("place still held after 3 s: l506-1 by ana-hil1 on bench-3")
+
+    failed = EarlyLease(held)
+    with pytest.raises(LabgridError, match="by ana-hil1 on bench-3"):
+        failed.result()
+    assert failed.cancel() is None
+
+
+def test_an_early_lock_still_waiting_stops_when_the_run_ends() -> None:
+    def waiting(stop: threading.Event) -> PlaceLease:
+        stop.wait(30)
+        raise LabgridError("the run ended before a place was locked")
+
+    early = EarlyLease(waiting)
+    start = time.monotonic()
+    assert early.cancel() is None
+    assert time.monotonic() - start < 5
+
+
+class _HeldLab:
+    """labgrid-client as seen while someone else holds every place."""
+
+    coordinator, holder, identity = "127.0.0.1:1", "me-hil1", "pc/me-hil1"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def client(self, *args: str, place: str | None = None) -> SimpleNamespace:
+        self.calls.append((*args, place or ""))
+        return SimpleNamespace(returncode=1, stdout="", stderr="place l506-1 already acquired")
+
+    def places(self) -> list[PlaceState]:
+        return [_place("l506-1", acquired="bench-3/ana-hil1")]
+
+
+def test_a_wait_for_a_held_place_stops_when_asked() -> None:
+    lab, stop, said = _HeldLab(), threading.Event(), []
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(LabgridError, match="the run ended before a place was locked"):
+        PlaceLease.acquire(lab, ["l506-1"], 60, waiting=said.append,  # type: ignore[arg-type]
+                           stop=stop)
+    assert time.monotonic() - start < 10  # not the 60 s of the timeout
+    assert said == ["waiting for place held: l506-1 by ana-hil1 on bench-3"]
+    assert ("release-from", "pc/me-hil1", "l506-1") in lab.calls  # nothing left behind

@@ -114,6 +114,51 @@ def test_a_run_of_module_identities_reads_back(tmp_path: Path) -> None:
     assert read_results(write_record(tmp_path / "results.json", farm)) == farm
 
 
+FARM_TIMINGS = Timings(
+    samples=(Sample("AT", total_ms=400.0, budget_ms=300.0, over_budget=True, module="slot-1"),
+             Sample("AT", total_ms=20.0, module="slot-2")),
+    commands={"AT": CommandFigures({"total": {"n": 2, "max": 400.0}}, 300.0)},
+    modules={"slot-1": {"AT": CommandFigures({"total": {"n": 1, "max": 400.0}}, 300.0)},
+             "slot-2": {"AT": CommandFigures({"total": {"n": 1, "max": 20.0}}, 300.0)}},
+    firmware_by_module={"slot-1": "V3.2", "slot-2": "V3.3"},
+    over_budget=(OverBudget("AT", "t::a", "AT", 400.0, 300.0, module="slot-1"),),
+    firmware="V3.2 / V3.3",
+)
+FARM_TRACEABILITY = TraceabilityMatrix(
+    clauses_file="clauses.md", summary={"pass": 1},
+    clauses=(ClauseVerdict("MSUB-5", "pass", tests=(
+        ClauseTest("t::a[slot-1]", "passed", asserts=True, module="slot-1 · V3.2 · IMEI 866*"),
+        ClauseTest("t::a[slot-2]", "passed", asserts=True, module="slot-2 · V3.3 · IMEI 866*"),
+    )),),
+)
+
+
+@pytest.mark.parametrize(("record", "reader"), [(FARM_TIMINGS, read_timings),
+                                                (FARM_TRACEABILITY, read_traceability)],
+                         ids=["timings.json", "traceability.json"])
+def test_a_farm_runs_module_fields_read_back_in_schema_1(
+        tmp_path: Path, record: Record, reader: Callable[[Path], Any]) -> None:
+    path = write_record(tmp_path / "record.json", record)
+    document = json.loads(path.read_text())
+    assert document["schema"] == 1  # optional fields added: still schema 1
+    assert reader(path) == record
+
+
+def test_a_farm_timings_json_as_written(tmp_path: Path) -> None:
+    document = json.loads(write_record(tmp_path / "timings.json", FARM_TIMINGS).read_text())
+    assert document["modules"]["slot-2"]["commands"]["AT"]["total"]["max"] == 20.0
+    assert document["firmware_by_module"] == {"slot-1": "V3.2", "slot-2": "V3.3"}
+    assert document["over_budget"][0]["module"] == "slot-1"
+
+
+def test_a_run_of_one_module_writes_no_module_fields(tmp_path: Path) -> None:
+    timings = json.loads(write_record(tmp_path / "timings.json", TIMINGS).read_text())
+    assert "modules" not in timings and "firmware_by_module" not in timings
+    assert "module" not in timings["over_budget"][0]
+    matrix = json.loads(write_record(tmp_path / "traceability.json", TRACEABILITY).read_text())
+    assert "module" not in matrix["clauses"][0]["tests"][0]
+
+
 def test_a_mask_is_applied_before_the_file_is_written(tmp_path: Path) -> None:
     run = RunResults(run=RunInfo(args=("--password", "hunter2")))
     path = write_record(tmp_path / "results.json", run,
@@ -128,7 +173,9 @@ def test_todays_files_without_a_schema_are_schema_1(tmp_path: Path) -> None:
     assert results.schema == 1 and results.tests[0].clauses == ("STATU-1",)
     assert results.run.identity["model"] == "L506"
     assert read_characterization(run / "characterization.json").records[0].decision_ok
-    assert len(read_timings(run / "timings.json").samples) == 12
+    timings = read_timings(run / "timings.json")
+    assert len(timings.samples) == 12
+    assert timings.modules == {} and timings.firmware_by_module == {}  # not a farm's
     assert read_throughput(run / "throughput.json").figures() == {
         "qos0": {"messages_per_s": 7.3, "line_fraction": 0.88}}
 
@@ -205,6 +252,7 @@ MALFORMED = [
     ("timings.json", "commands.AT", [], "commands.AT must be a table"),
     ("timings.json", "over_budget.0.command", ..., "over_budget[0].command is missing"),
     ("timings.json", "rig", 3, "rig must be a string or null"),
+    ("timings.json", "over_budget.0.module", 2, "over_budget[0].module must be a string"),
     ("traceability.json", "clauses.0.verdict", ..., "clauses[0].verdict is missing"),
     ("traceability.json", "clauses.0.tests.0.asserts", "no",
      "clauses[0].tests[0].asserts must be true or false"),
@@ -228,6 +276,30 @@ def test_each_malformed_field_is_refused_naming_file_and_field(
         reader(path)
     assert str(refused.value).startswith(f"{path}: ") and words in str(refused.value)
     assert "\n" not in str(refused.value)  # one line, for the command to print
+
+
+FARM_MALFORMED = [
+    (FARM_TIMINGS, read_timings, "modules", [], "modules must be a table"),
+    (FARM_TIMINGS, read_timings, "modules.slot-1", 3, "modules.slot-1 must be a table"),
+    (FARM_TIMINGS, read_timings, "modules.slot-1.commands.AT.total", {"n": "1"},
+     "modules.slot-1.commands.AT.total must be a table of numbers"),
+    (FARM_TIMINGS, read_timings, "firmware_by_module", {"slot-1": 3},
+     "firmware_by_module must be a table of strings"),
+    (FARM_TRACEABILITY, read_traceability, "clauses.0.tests.1.module", 2,
+     "clauses[0].tests[1].module must be a string or null"),
+]
+
+
+@pytest.mark.parametrize(("record", "reader", "where", "value", "words"), FARM_MALFORMED,
+                         ids=[f"{m[2]}={m[3]!r}" for m in FARM_MALFORMED])
+def test_a_malformed_module_field_is_refused_naming_it(
+        tmp_path: Path, record: Record, reader: Callable[[Path], Any], where: str,
+        value: object, words: str) -> None:
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(_set(record.to_json(), where, value)))
+    with pytest.raises(RecordError) as refused:
+        reader(path)
+    assert str(refused.value).startswith(f"{path}: ") and words in str(refused.value)
 
 
 @pytest.mark.parametrize(("content", "words"), [

@@ -98,7 +98,9 @@ class Broker:
 
     ``users`` (name → password) may connect on the ``auth`` listeners; ``acl`` restricts
     some of them (name → rules); ``tls_max_version`` caps TLS so that a refused client
-    certificate fails the handshake itself (None: OpenSSL's default, TLS 1.3).
+    certificate fails the handshake itself (None: OpenSSL's default, TLS 1.3); ``tls``
+    hands it certificates made once for several brokers (the workers of a parallel run)
+    instead of making its own.
     """
 
     host = "127.0.0.1"
@@ -116,6 +118,7 @@ class Broker:
         bind: str = "127.0.0.1",
         plain_port: int = 0,
         tls_port: int = 0,
+        tls: TlsMaterial | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.binary = find_program("mosquitto") if binary is None else self._checked(binary)
@@ -127,7 +130,7 @@ class Broker:
         self._bind = bind
         self._fixed = {PLAIN: plain_port, TLS: tls_port}
         self._listeners = self._pick_listeners()
-        self._tls: TlsMaterial | None = None
+        self._tls = tls  # None: made on first use, in the broker's folder
         self._proc: subprocess.Popen[bytes] | None = None
         self._console: IO[bytes] | None = None
         self._console_at_launch = 0

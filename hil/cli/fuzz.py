@@ -119,7 +119,6 @@ from pathlib import Path
 
 import pytest
 
-from hil.fuzz.replay import replay_script
 from hil.sim.profiles import profile_named
 
 SCRIPT = Path(__file__).with_name("{name}.json")
@@ -128,6 +127,8 @@ SCRIPT = Path(__file__).with_name("{name}.json")
 def test_{name}(rig) -> None:
     if rig.dut.kind != "simulator":
         pytest.skip("replayed on the simulator's firmware model (virtual bench) only")
+    from hil.fuzz.replay import replay_script  # hypothesis, imported only when this runs
+
     violation = replay_script(SCRIPT, profile_named(rig.dut.profile), frozenset(rig.dut.bugs))
     assert violation is None, f"{{violation.oracle}}: {{violation.detail}}"
 '''

@@ -14,6 +14,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,13 +59,17 @@ class PlaceLease:
     @classmethod
     def acquire(cls, lab: Labgrid, candidates: Sequence[str], timeout: float, *,
                 ignore_control: bool = False,
-                waiting: Callable[[str], None] | None = None) -> PlaceLease:
-        """Lock the first free place of `candidates`; PlaceBusy after `timeout` seconds."""
+                waiting: Callable[[str], None] | None = None,
+                stop: threading.Event | None = None) -> PlaceLease:
+        """Lock the first free place of `candidates`; PlaceBusy after `timeout` seconds, or
+        as soon as `stop` is set (the run ended while it waited)."""
         watchdog = start_watchdog(lab, candidates)
         try:
             deadline = time.monotonic() + timeout
             told = False
             while True:
+                if stop is not None and stop.is_set():
+                    raise PlaceBusy("the run ended before a place was locked")
                 for name in candidates:
                     done = lab.client("acquire", place=name)
                     if done.returncode == 0:
@@ -79,7 +84,10 @@ class PlaceLease:
                 if waiting is not None and not told:
                     waiting(busy_message(lab.places(), candidates, None))
                     told = True
-                time.sleep(POLL_S)
+                if stop is not None:
+                    stop.wait(POLL_S)
+                else:
+                    time.sleep(POLL_S)
         except BaseException:
             with contextlib.suppress(LabgridError):
                 for name in candidates:

@@ -1,31 +1,43 @@
 """One run, many modules: the workers' records merged into the run's folder.
 
 Each xdist worker writes its own records under `<run>/modules/<worker>/` (results.json,
-transcripts, timings and plots, traceability). At the end the controller renames each
-folder after its module (`modules/l506-2/`), writes the run's results.json with every
-test labelled with its module and a `modules` table (place, firmware, IMEI masked,
-totals), and puts one line per module into the Allure report's environment.
+transcripts, timings). At the end the controller renames each folder after its module
+(`modules/l506-2/`), writes the run's results.json with every test labelled with its
+module and a `modules` table (place, firmware, IMEI masked, totals), the run's timings
+(timings.csv/json, metrics.txt: every sample and figure labelled with its module) and its
+timing plots, drawn once with each command's box split per module, and puts one line per
+module into the Allure report's environment. (The traceability matrix the controller
+builds itself from the workers' reports: fixtures/spec.py.)
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from hil.report.records import (
     RESULTS,
+    TIMINGS,
     ModuleSummary,
     RecordError,
     ResultRow,
     RunInfo,
     RunResults,
+    Sample,
+    Timings,
     read_results,
+    read_timings,
     write_record,
 )
+from hil.report.timing import TimingRecorder
 
 #: Environment keys that describe one module: replaced by one line per module.
 _PER_MODULE = ("DUT", "Model", "Firmware", "CGMR", "IMEI", "Port")
+#: The meta of a module's timings.json carried into the run's (the rest is made again).
+_TIMING_META = ("dut", "rig", "latency_model", "baud")
 
 
 @dataclass(frozen=True)
@@ -104,6 +116,55 @@ def environment_lines(text: str, modules: tuple[ModuleSummary, ...]) -> str:
     return "\n".join(kept) + "\n"
 
 
+def module_timings(records: list[tuple[Path, RunResults]],
+                   refused: list[RecordError] | None = None) -> list[tuple[str, Timings]]:
+    """Each module's timings.json, by module name; a module that timed nothing has none,
+    and one that cannot be read is left out and its error added to `refused`."""
+    found = []
+    for folder, data in records:
+        if not (folder / TIMINGS).exists():
+            continue
+        try:
+            timings = read_timings(folder / TIMINGS)
+        except RecordError as exc:
+            if refused is not None:
+                refused.append(exc)
+            continue
+        found.append((data.run.identity.get("module", folder.name), timings))
+    return found
+
+
+def merged_timings(timings: list[tuple[str, Timings]]) -> tuple[list[Sample], dict[str, Any]]:
+    """Every module's samples, each labelled with its module, and the run's timing meta
+    (firmware: each module's, tests: their sum); no samples when no worker timed any."""
+    samples: list[Sample] = []
+    firmware_by_module = {}
+    for module, one in timings:
+        samples += [replace(s, module=module) for s in one.samples]
+        firmware_by_module[module] = one.firmware or "?"
+    if not timings:
+        return samples, {}
+    first = timings[0][1]
+    meta: dict[str, Any] = {**{k: v for k, v in first.extra.items() if k != "units"},
+                            **{k: v for k in _TIMING_META
+                               if (v := getattr(first, k)) is not None}}
+    meta["firmware"] = " / ".join(dict.fromkeys(firmware_by_module.values()))
+    meta["firmware_by_module"] = firmware_by_module
+    meta["tests"] = sum(one.tests or 0 for _, one in timings)
+    meta["generated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return samples, meta
+
+
+def write_timings(run: Path, timings: list[tuple[str, Timings]]) -> dict[str, Path]:
+    """The run's timings.csv/json, metrics.txt and plots/ from every module's samples."""
+    samples, meta = merged_timings(timings)
+    if not samples:
+        return {}
+    recorder = TimingRecorder(0)
+    recorder.samples = samples
+    return recorder.write(run, meta, baud=int(meta.get("baud") or 115200))  # rig default
+
+
 def merge_modules(run: Path, alluredir: Path | None) -> Merged | None:
     """Merge what the workers wrote; None when there was nothing to merge."""
     refused: list[RecordError] = []
@@ -118,6 +179,7 @@ def merge_modules(run: Path, alluredir: Path | None) -> Merged | None:
             refused.append(exc)
     result = merged(base, records, run)
     write_record(run / RESULTS, result)
+    write_timings(run, module_timings(records, refused))
     if alluredir is not None:
         env = alluredir / "environment.properties"
         with contextlib.suppress(OSError):

@@ -12,7 +12,7 @@ collector, or a Pushgateway) rather than scraping the harness.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,15 +39,15 @@ class CommandFigures:
 
 
 class _RunTimings:
-    """A prometheus_client collector over one run's aggregates (read at exposition)."""
+    """A prometheus_client collector over one run's aggregates (read at exposition): one
+    part per module, each with its labels (the same label names in every part)."""
 
-    def __init__(self, commands: Mapping[str, CommandFigures], labels: Mapping[str, str]) -> None:
-        self._commands = commands
-        self._labels = labels
+    def __init__(self, parts: Sequence[tuple[Mapping[str, CommandFigures],
+                                             Mapping[str, str]]]) -> None:
+        self._parts = parts
 
     def collect(self) -> Iterator[Metric]:
-        run_names = list(self._labels)
-        run_values = list(self._labels.values())
+        run_names = list(self._parts[0][1]) if self._parts else []
         times = GaugeMetricFamily(
             "l506_response_ms",
             "AT response time in ms from the command written to the figure's event",
@@ -61,14 +61,16 @@ class _RunTimings:
             "l506_responses_over_budget", "AT responses slower than the rig's budget",
             labels=[*run_names, "command"],
         )
-        for command, figures in self._commands.items():
-            for metric, st in figures.stats.items():
-                figure = metric.removesuffix("_ms")
-                for field, quantile in QUANTILES:
-                    times.add_metric([*run_values, command, figure, quantile],
-                                     getattr(st, field))
-            counts.add_metric([*run_values, command], figures.responses)
-            over.add_metric([*run_values, command], figures.over_budget)
+        for commands, labels in self._parts:
+            run_values = [labels[name] for name in run_names]
+            for command, figures in commands.items():
+                for metric, st in figures.stats.items():
+                    figure = metric.removesuffix("_ms")
+                    for field, quantile in QUANTILES:
+                        times.add_metric([*run_values, command, figure, quantile],
+                                         getattr(st, field))
+                counts.add_metric([*run_values, command], figures.responses)
+                over.add_metric([*run_values, command], figures.over_budget)
         yield times
         yield counts
         yield over
@@ -84,7 +86,15 @@ def run_labels(meta: Mapping[str, object]) -> dict[str, str]:
 
 def render(commands: Mapping[str, CommandFigures], meta: Mapping[str, object]) -> bytes:
     """The OpenMetrics text of a run's per-command figures, ending with `# EOF`."""
+    return render_parts([(commands, meta)])
+
+
+def render_parts(parts: Sequence[tuple[Mapping[str, CommandFigures],
+                                       Mapping[str, object]]]) -> bytes:
+    """The same for a run of several modules: each part's series labelled by its meta
+    (its `module` among them), in one file."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_RunTimings(commands, run_labels(meta)))
+    registry.register(_RunTimings(
+        [(commands, run_labels(meta)) for commands, meta in parts]))
     text: bytes = generate_latest(registry)  # prometheus_client's OpenMetrics writer is untyped
     return text

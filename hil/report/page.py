@@ -28,6 +28,7 @@ from hil.report.records import (
     RESULTS,
     TIMINGS,
     TRACEABILITY,
+    ModuleSummary,
     RecordError,
     ResultRow,
     RunInfo,
@@ -86,6 +87,11 @@ class RunRecord:
     @property
     def tests(self) -> tuple[ResultRow, ...]:
         return self.results.tests if self.results is not None else ()
+
+    @property
+    def modules(self) -> tuple[ModuleSummary, ...]:
+        """A run of several modules: each one's place, firmware and totals (else none)."""
+        return self.results.modules if self.results is not None else ()
 
     @property
     def failures(self) -> list[ResultRow]:
@@ -166,6 +172,20 @@ def identity_rows(record: RunRecord) -> list[tuple[str, str]]:
     return [(k, v) for k, v in rows if v]
 
 
+def module_rows(record: RunRecord) -> list[list[str]]:
+    """A run of several modules (`hil run -n N`): each module's verdict, from the `modules`
+    table of results.json (hil.farm.merge)."""
+    rows = []
+    for m in record.modules:
+        totals = m.totals
+        failed = sum(totals.get(o, 0) for o in FAILED)
+        verdict = "no tests" if not totals else "failed" if failed else "passed"
+        rows.append([_e(m.module), _e(m.firmware or "?"), _e(m.imei or "?"),
+                     f'<span class="v-{verdict.replace(" ", "-")}">{verdict}</span>',
+                     _e(", ".join(f"{n} {o}" for o, n in sorted(totals.items())))])
+    return rows
+
+
 def _totals(record: RunRecord) -> str:
     totals = record.results.totals if record.results is not None else {}
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items())) or "no tests"
@@ -174,13 +194,16 @@ def _totals(record: RunRecord) -> str:
 def _failure_rows(record: RunRecord, links: Mapping[str, str],
                   transcripts: bool) -> list[list[str]]:
     rows = []
+    folders = {m.module: m.folder for m in record.modules}
     for test in record.failures:
         nodeid = test.nodeid
-        name = _e(nodeid.split("::", 1)[-1])
+        module = test.module
+        name = _e(nodeid.split("::", 1)[-1]) + (f" on {_e(module)}" if module else "")
         where = [f'<a href="{_e(links[nodeid])}">in the report</a>'] if nodeid in links else []
         if transcripts:
-            where.append(f'<a href="transcripts/{_e(safe_name(nodeid))}/transcript.log">'
-                         "transcript</a>")
+            folder = f"{folders[module]}/" if module is not None and module in folders else ""
+            where.append(f'<a href="{_e(folder)}transcripts/{_e(safe_name(nodeid))}/'
+                         'transcript.log">transcript</a>')
         rows.append([
             name + ("<br>" + " · ".join(where) if where else ""),
             _e(", ".join(test.clauses)),
@@ -290,6 +313,11 @@ def body(record: RunRecord, links: Mapping[str, str] | None = None, *,
     parts.append('<h2 id="identity">Firmware, rig and module</h2>')
     parts.append(_table(("", ""), [[_e(k), _e(v)] for k, v in identity_rows(record)],
                         "identity"))
+    modules = module_rows(record)
+    if modules:
+        parts.append(f'<h2 id="modules">Verdict per module ({len(modules)})</h2>')
+        parts.append(_table(("module", "firmware", "IMEI", "verdict", "tests"), modules,
+                            "modules"))
     failures = _failure_rows(record, links, transcripts)
     parts.append(f'<h2 id="failures">Failing tests ({len(failures)})</h2>')
     parts.append(_table(("test", "clauses", "category", "message"), failures, "failures")

@@ -490,15 +490,19 @@ class OverBudget:
     text: str = ""
     total_ms: float | None = None
     budget_ms: float | None = None
+    #: The module it was measured on, in a run of several; None for the run's own module.
+    module: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"test": self.test, "command": self.command, "text": self.text,
-                "total_ms": self.total_ms, "budget_ms": self.budget_ms}
+                "total_ms": self.total_ms, "budget_ms": self.budget_ms,
+                **_optional(self.module, "module")}
 
     @classmethod
     def of(cls, t: _Table) -> OverBudget:
         return cls(command=t.text("command"), test=t.text("test", ""), text=t.text("text", ""),
-                   total_ms=t.number_or_none("total_ms"), budget_ms=t.number_or_none("budget_ms"))
+                   total_ms=t.number_or_none("total_ms"), budget_ms=t.number_or_none("budget_ms"),
+                   module=t.text_or_none("module"))
 
 
 _TIMINGS_META = ("generated", "dut", "rig", "firmware", "latency_model", "baud", "tests")
@@ -519,33 +523,60 @@ class Timings:
     latency_model: str | None = None
     baud: int | None = None
     tests: int | None = None
+    #: A run of several modules: each module's aggregates (module → command → figures) ...
+    modules: dict[str, dict[str, CommandFigures]] = field(default_factory=dict)
+    #: ... and the firmware each module reported (module → firmware).
+    firmware_by_module: dict[str, str] = field(default_factory=dict)
     #: Whatever else the run put beside them (the budgets, the units), kept as written.
     extra: dict[str, Any] = field(default_factory=dict)
     schema: int = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
         meta = {k: getattr(self, k) for k in _TIMINGS_META if getattr(self, k) is not None}
-        return {"schema": SCHEMA, **meta, **self.extra,
+        modules = ({"modules": {m: {"commands": {c: f.to_json() for c, f in commands.items()}}
+                                for m, commands in self.modules.items()}}
+                   if self.modules else {})
+        return {"schema": SCHEMA, **meta,
+                **_optional(dict(self.firmware_by_module) or None, "firmware_by_module"),
+                **self.extra,
                 "commands": {c: f.to_json() for c, f in self.commands.items()},
+                **modules,
                 "over_budget": [o.to_json() for o in self.over_budget],
                 "samples": [s.to_json() for s in self.samples]}
+
+
+def _command_figures(table: _Table | None) -> dict[str, CommandFigures]:
+    """A `commands` table: command → its figures."""
+    if table is None:
+        return {}
+    return {c: CommandFigures.of(_Table(v, table.path, table.name(c)))
+            for c, v in table.data.items()}
+
+
+def _module_figures(table: _Table | None) -> dict[str, dict[str, CommandFigures]]:
+    """A `modules` table (a run of several modules): module → command → its figures."""
+    if table is None:
+        return {}
+    return {m: _command_figures(_Table(v, table.path, table.name(m)).table("commands"))
+            for m, v in table.data.items()}
 
 
 def read_timings(path: Path) -> Timings:
     top = _document(path)
     if "samples" not in top.data and "commands" not in top.data:
         raise RecordError(path, "has no list of samples: not a timings.json")
-    commands = top.table("commands")
     return Timings(
         samples=tuple(Sample.of(s) for s in top.tables("samples")),
-        commands={c: CommandFigures.of(_Table(v, path, f"commands.{c}"))
-                  for c, v in (commands.data if commands else {}).items()},
+        commands=_command_figures(top.table("commands")),
         over_budget=tuple(OverBudget.of(o) for o in top.tables("over_budget")),
         generated=top.text_or_none("generated"), dut=top.text_or_none("dut"),
         rig=top.text_or_none("rig"), firmware=top.text_or_none("firmware"),
         latency_model=top.text_or_none("latency_model"), baud=top.integer_or_none("baud"),
         tests=top.integer_or_none("tests"),
-        extra=top.rest((*_TIMINGS_META, "commands", "over_budget", "samples")),
+        modules=_module_figures(top.table("modules")),
+        firmware_by_module=top.text_table("firmware_by_module"),
+        extra=top.rest((*_TIMINGS_META, "commands", "modules", "firmware_by_module",
+                        "over_budget", "samples")),
         schema=top.data.get("schema", 1))
 
 
@@ -562,16 +593,20 @@ class ClauseTest:
     #: Whether it asserts the clause's S text (not only records its open points).
     asserts: bool = False
     skipped_parts: tuple[str, ...] = ()
+    #: The module it ran on, in a run of several (`l506-2 · <firmware> · IMEI <masked>`);
+    #: None for the run's own module.
+    module: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"test": self.test, "outcome": self.outcome, "reason": self.reason,
+        return {"test": self.test, **_optional(self.module, "module"),
+                "outcome": self.outcome, "reason": self.reason,
                 "asserts": self.asserts, "skipped_parts": list(self.skipped_parts)}
 
     @classmethod
     def of(cls, t: _Table) -> ClauseTest:
         return cls(test=t.text("test"), outcome=t.text("outcome", ""),
                    reason=t.text("reason", ""), asserts=t.flag("asserts", False),
-                   skipped_parts=t.texts("skipped_parts"))
+                   skipped_parts=t.texts("skipped_parts"), module=t.text_or_none("module"))
 
 
 @dataclass(frozen=True)

@@ -244,48 +244,75 @@ def _budget_table(samples: Sequence[Sample], budget_of: BudgetOf | None) -> dict
 
 
 def write_csv(path: Path, samples: Sequence[Sample], budget_of: BudgetOf | None = None) -> Path:
-    """One row per command and metric: n, min, p50, p95, p99, max, mean (ms); on the total
+    """One row per command and metric (per module and command in a run of several, the
+    module named in the first column): n, min, p50, p95, p99, max, mean (ms); on the total
     row the run's budget of the command and how many of its responses went over the
     budget they were held to."""
     budgets = _budget_table(samples, budget_of)
-    over: dict[str, int] = {}
-    for s in samples:
-        over[s.command] = over.get(s.command, 0) + int(s.over_budget)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["command", "metric", "n", "min_ms", "p50_ms", "p95_ms", "p99_ms",
+        w.writerow(["module", "command", "metric", "n", "min_ms", "p50_ms", "p95_ms", "p99_ms",
                     "max_ms", "mean_ms", "budget_ms", "over_budget"])
-        for command, metrics in aggregate(samples).items():
-            for metric, st in metrics.items():
-                total_row = metric == "total_ms"
-                budget = budgets.get(command) if total_row else None
-                w.writerow([
-                    command, metric.removesuffix("_ms"), st.n,
-                    *(f"{v:.3f}" for v in (st.min, st.p50, st.p95, st.p99, st.max, st.mean)),
-                    "" if budget is None else f"{budget:g}",
-                    over.get(command, 0) if total_row else "",
-                ])
+        for module, mine in by_module(samples).items():
+            over: dict[str, int] = {}
+            for s in mine:
+                over[s.command] = over.get(s.command, 0) + int(s.over_budget)
+            for command, metrics in aggregate(mine).items():
+                for metric, st in metrics.items():
+                    total_row = metric == "total_ms"
+                    budget = budgets.get(command) if total_row else None
+                    w.writerow([
+                        module, command, metric.removesuffix("_ms"), st.n,
+                        *(f"{v:.3f}" for v in (st.min, st.p50, st.p95, st.p99, st.max,
+                                               st.mean)),
+                        "" if budget is None else f"{budget:g}",
+                        over.get(command, 0) if total_row else "",
+                    ])
     return path
+
+
+def by_module(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    """The samples per module, modules in name order ("" alone for a run of one module)."""
+    out: dict[str, list[Sample]] = {}
+    for s in samples:
+        out.setdefault(s.module or "", []).append(s)
+    return {m: out[m] for m in sorted(out)}
+
+
+#: The meta a Timings record has a field for; the rest of the meta goes to its `extra`.
+_KNOWN_META = ("generated", "dut", "rig", "firmware", "latency_model", "baud", "tests")
 
 
 def timings_record(samples: Sequence[Sample], meta: Mapping[str, Any],
                    budget_of: BudgetOf | None = None) -> Timings:
-    """What timings.json holds: meta, per-command aggregates (with the run's budget),
-    responses over budget and every sample (with the budget it was held to)."""
+    """What timings.json holds: meta, per-command aggregates (with the run's budget) over
+    every module, the same per module in a run of several (with each module's firmware
+    from the meta's `firmware_by_module`), responses over budget and every sample (with the
+    budget it was held to, and its module)."""
     budgets = _budget_table(samples, budget_of)
-    known = {k: meta[k] for k in ("generated", "dut", "rig", "firmware", "latency_model",
-                                  "baud", "tests") if k in meta}
+
+    def figures_of(part: Sequence[Sample]) -> dict[str, CommandFigures]:
+        return {command: CommandFigures(
+                    {metric.removesuffix("_ms"): st.as_dict() for metric, st in metrics.items()},
+                    budgets.get(command))
+                for command, metrics in aggregate(part).items()}
+
+    modules = by_module(samples)
+    per_module = ({m: figures_of(mine) for m, mine in modules.items()}
+                  if len(modules) > 1 or "" not in modules else {})
+    known = {k: meta[k] for k in _KNOWN_META if k in meta}
     return Timings(
         samples=tuple(samples),
-        commands={command: CommandFigures(
-                      {metric.removesuffix("_ms"): st.as_dict() for metric, st in metrics.items()},
-                      budgets.get(command))
-                  for command, metrics in aggregate(samples).items()},
+        commands=figures_of(samples),
+        modules=per_module,
+        firmware_by_module=dict(meta.get("firmware_by_module") or {}),
         over_budget=tuple(OverBudget(command=s.command, test=s.test, text=s.text,
-                                     total_ms=_round(s.total_ms), budget_ms=s.budget_ms)
+                                     total_ms=_round(s.total_ms), budget_ms=s.budget_ms,
+                                     module=s.module)
                           for s in samples if s.over_budget),
-        extra={**{k: v for k, v in meta.items() if k not in known},
+        extra={**{k: v for k, v in meta.items()
+                  if k not in known and k != "firmware_by_module"},
                "units": "ms from the moment the command was written; t_s: s from the first "
                         "sample"},
         **known,
@@ -304,17 +331,26 @@ def write_json(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any],
 
 
 def write_openmetrics(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any]) -> Path:
-    """The run's figures per command in the OpenMetrics text format (hil.report.openmetrics)."""
-    commands = {
-        command: openmetrics.CommandFigures(
-            stats=metrics,
-            responses=sum(1 for s in samples if s.command == command),
-            over_budget=sum(1 for s in samples if s.command == command and s.over_budget),
-        )
-        for command, metrics in aggregate(samples).items()
-    }
+    """The run's figures per command in the OpenMetrics text format (hil.report.openmetrics);
+    in a run of several modules, one series per module (its `module` label, and its own
+    firmware from the meta's `firmware_by_module`)."""
+    def commands(part: Sequence[Sample]) -> dict[str, openmetrics.CommandFigures]:
+        return {
+            command: openmetrics.CommandFigures(
+                stats=metrics,
+                responses=sum(1 for s in part if s.command == command),
+                over_budget=sum(1 for s in part if s.command == command and s.over_budget),
+            )
+            for command, metrics in aggregate(part).items()
+        }
+
+    firmware = meta.get("firmware_by_module") or {}
+    parts = [(commands(mine), {**meta, "module": module,
+                               "firmware": firmware.get(module, meta.get("firmware"))}
+              if module else meta)
+             for module, mine in by_module(samples).items()]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(openmetrics.render(commands, meta))
+    path.write_bytes(openmetrics.render_parts(parts))
     return path
 
 
@@ -357,10 +393,12 @@ def payload_bin(nbytes: int) -> str:
 
 
 def latency_group(sample: Sample) -> str:
-    """What a sample is drawn under: its command, MPUBEX by payload size."""
+    """What a sample is drawn under: its command, MPUBEX by payload size; in a run of
+    several modules, per module as well (`MPUB · l506-2`)."""
+    group = sample.command
     if sample.command == "MPUBEX" and sample.data_bytes:
-        return f"MPUBEX {payload_bin(sample.data_bytes)}"
-    return sample.command
+        group = f"MPUBEX {payload_bin(sample.data_bytes)}"
+    return f"{group} · {sample.module}" if sample.module else group
 
 
 def plot_title(meta: Mapping[str, Any]) -> str:
@@ -377,7 +415,8 @@ def latency_groups(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
         if s.total_ms is not None:
             out.setdefault(latency_group(s), []).append(s)
     return {k: out[k] for k in sorted(out, key=lambda g: (out[g][0].command,
-                                                          min(s.data_bytes for s in out[g])))}
+                                                          min(s.data_bytes for s in out[g]),
+                                                          out[g][0].module or ""))}
 
 
 def _boxes(samples: Sequence[Sample], path: Path, what: str, meta: Mapping[str, Any],
@@ -564,19 +603,28 @@ class TimingRecorder:
         self.samples.append(sample)
 
     def write(self, folder: Path, meta: Mapping[str, Any], *, baud: int,
-              budget_of: BudgetOf | None = None) -> dict[str, Path]:
-        """timings.csv, timings.json, metrics.txt (OpenMetrics) and plots/*.png in `folder`;
-        returns them by name."""
+              budget_of: BudgetOf | None = None, plots: bool = True) -> dict[str, Path]:
+        """timings.csv, timings.json, metrics.txt (OpenMetrics) and, with `plots`,
+        plots/*.png in `folder`; returns them by name. A worker of a parallel run leaves the
+        plots to the run's merge, which draws them once for every module."""
         out = {
             "timings.csv": write_csv(folder / "timings.csv", self.samples, budget_of),
             TIMINGS: write_json(folder / TIMINGS, self.samples,
-                                       {**meta, "baud": baud}, budget_of),
+                                {**meta, "baud": baud}, budget_of),
             "metrics.txt": write_openmetrics(folder / "metrics.txt", self.samples, meta),
         }
-        meta = {**meta, "baud": baud}
+        if plots:
+            out.update(self.draw(folder, {**meta, "baud": baud}, baud=baud,
+                                 budget_of=budget_of))
+        return out
+
+    def draw(self, folder: Path, meta: Mapping[str, Any], *, baud: int,
+             budget_of: BudgetOf | None = None) -> dict[str, Path]:
+        """plots/*.png in `folder` (matplotlib is imported here, only when drawing)."""
         points = [*run_history(folder.parent, folder, meta.get("rig")),
                   RunPoint(folder.name, *_current(self.samples, budget_of))]
         plots = folder / "plots"
+        out = {}
         for name, made in (
             ("latency.png", plot_latency(self.samples, plots / "latency.png", budget_of, meta)),
             ("refused.png", plot_refused(self.samples, plots / "refused.png", meta)),

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from hil.fuzz.replay import replay_script
 from hil.sim.profiles import profile_named
 
 SCRIPT = Path(__file__).with_name("message_lost_at_data_d8e7cb.json")
@@ -26,5 +25,7 @@ SCRIPT = Path(__file__).with_name("message_lost_at_data_d8e7cb.json")
 def test_message_lost_at_data_d8e7cb(rig) -> None:
     if rig.dut.kind != "simulator":
         pytest.skip("replayed on the simulator's firmware model (virtual bench) only")
+    from hil.fuzz.replay import replay_script  # hypothesis, imported only when this runs
+
     violation = replay_script(SCRIPT, profile_named(rig.dut.profile), frozenset(rig.dut.bugs))
     assert violation is None, f"{violation.oracle}: {violation.detail}"
