@@ -12,9 +12,9 @@ import threading
 import time
 
 import pytest
+from hil.fixtures.capabilities import PowerSwitch
+from hil.fixtures.peer import PeerFactory
 
-from fixtures.capabilities import PowerSwitch
-from fixtures.peer import PeerFactory
 from hil.at.channel import CommandTimeout, PortLost
 from hil.broker import Broker
 from hil.dut.device import Device

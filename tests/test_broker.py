@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import trustme
+from hil.fixtures.peer import ConnectRefused, Peer, PeerFactory
 
-from fixtures.peer import ConnectRefused, Peer, PeerFactory
 from hil.broker import (
     AUTH,
     PLAIN,

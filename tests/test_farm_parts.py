@@ -9,8 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hil.fixtures.farm import _first_mine
 
-from fixtures.farm import _first_mine
 from hil.cli import main, run
 from hil.cli.places import places_table
 from hil.farm import farm

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from fakedevice import FakeDevice, crlf
+from hil.fixtures.dut import ADAPTER, IDENTITY, adapter_timer, environment
 
-from fixtures.dut import ADAPTER, IDENTITY, adapter_timer, environment
 from hil.at.channel import Channel
 from hil.at.exchange import Response, Timing
 from hil.at.framer import Line
@@ -351,8 +351,9 @@ def test_only_the_success_path_is_held_to_budgets(pytester: pytest.Pytester,
     pytester.makeconftest(_BUDGET_CONFTEST)
     pytester.makepyfile(test_paths=_BUDGET_TESTS)
     result = pytester.runpytest_subprocess(
-        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "fixtures.dut",
-        "-p", "fixtures.timing", f"--rig={ROOT / 'rigs' / 'simulator.toml'}",
+        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "no:l506",
+        "-p", "hil.fixtures.dut",
+        "-p", "hil.fixtures.timing", f"--rig={ROOT / 'rigs' / 'simulator.toml'}",
         f"--report-dir={pytester.path / 'run'}", "--budget-mode", "fail")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*FAILED*test_slow_success*"])

@@ -112,7 +112,7 @@ def test_every_stated_clause_has_a_bug() -> None:
     named bug; GEN-7 is a rule for the harness's own tests, no firmware can break it."""
     from pathlib import Path
 
-    from fixtures.spec import load_clauses
+    from hil.fixtures.spec import load_clauses
 
     clauses = load_clauses(Path(__file__).resolve().parents[1])
     stated = {c.id for c in clauses if c.binds_firmware}

@@ -6,8 +6,7 @@ import time
 import uuid
 
 import pytest
-
-from fixtures.peer import Peer, PeerError, PeerFactory
+from hil.fixtures.peer import Peer, PeerError, PeerFactory
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from fixtures.spec import (
+from hil.fixtures.spec import (
     Row,
     RunOutcome,
     Traceability,
