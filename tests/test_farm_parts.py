@@ -119,8 +119,9 @@ def test_place_lost_is_infrastructure() -> None:
 
 def test_parallel_args() -> None:
     assert run.parallel_args(0, None) == []
-    assert run.parallel_args(3, "each") == ["-n", "3", "--dist", "load", "--modules", "each"]
-    assert run.parallel_args(3, None) == ["-n", "3", "--dist", "worksteal", "--modules", "share"]
+    assert run.parallel_args(3, "each") == ["-n", "3", "--dist", "load", "--l506-modules", "each"]
+    assert run.parallel_args(3, None) == ["-n", "3", "--dist", "worksteal", "--l506-modules",
+                                              "share"]
 
 
 def _worker(run_dir: Path, worker: str, module: str, tests: list[tuple[str, str]]) -> None:

@@ -84,8 +84,8 @@ def test_port_renames_a_simulator_rig_and_keeps_a_bench() -> None:
 
 
 def test_hil_run_names_the_rig_by_port_as_pytest_does() -> None:
-    assert run.port_option(["-x", "--port", "socket://h:1", "-k", "a"]) == "socket://h:1"
-    assert run.port_option(["--port=/dev/ttyUSB0"]) == "/dev/ttyUSB0"
+    assert run.port_option(["-x", "--l506-port", "socket://h:1", "-k", "a"]) == "socket://h:1"
+    assert run.port_option(["--l506-port=/dev/ttyUSB0"]) == "/dev/ttyUSB0"
     assert run.port_option(["-x"]) is None
 
 

@@ -317,6 +317,11 @@ class _Checker:
         return out
 
 
+#: The environment variable naming the rig file when the command line does not (pytest's
+#: --l506-rig, `hil run --rig`); docs/plugin.md.
+RIG_ENV = "L506_RIG"
+
+
 def load_rig(path: str | Path) -> Rig:
     """Read and check a rig file; RigError says what is wrong and where."""
     path = Path(path)
