@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-from hil.fixtures.peer import ConnectRefused, Peer, PeerFactory
 
 from hil.broker import (
     AUTH,
@@ -28,6 +27,7 @@ from hil.broker import (
 )
 from hil.broker import broker as broker_module
 from hil.broker.config import Listener, render_acl
+from hil.fixtures.peer import ConnectRefused, Peer, PeerFactory
 
 
 def _tls_handshake(port: int, context: ssl.SSLContext) -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from hil.fixtures.farm import _first_mine
 
 from hil.cli import main, run
 from hil.cli.places import places_table
@@ -17,6 +16,7 @@ from hil.farm import farm
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
 from hil.farm.lease import busy_message
 from hil.farm.merge import environment_lines, merge_modules
+from hil.fixtures.farm import _first_mine
 from hil.report.categories import classify
 from hil.rig import RigError, rig_from_dict
 

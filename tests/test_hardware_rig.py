@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from fakedevice import FakeDevice, crlf
-from hil.fixtures.dut import ADAPTER, IDENTITY, adapter_timer, environment
 
 from hil.at.channel import Channel
 from hil.at.exchange import Response, Timing
@@ -21,6 +20,7 @@ from hil.cli import run
 from hil.dut import preflight
 from hil.dut.device import Device, NotReady
 from hil.dut.usbserial import LatencyTimerError, read_timer, set_timer, timer_file
+from hil.fixtures.dut import ADAPTER, IDENTITY, adapter_timer, environment
 from hil.l506.api import L506
 from hil.report.budgets import failure_path
 from hil.rig import (

@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+
 from hil.fixtures.peer import Peer, PeerError, PeerFactory
 
 

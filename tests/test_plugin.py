@@ -13,6 +13,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+from hil import cli
 from hil.fixtures.dut import DEFAULT_RIG, rig_file
 from hil.fixtures.results import suite_properties
 
@@ -162,3 +164,12 @@ def test_suite_properties_mask_the_imei_and_wait_for_the_module() -> None:
         ("harness", "0.1.0 (abc)"), ("module", "L506 IMEI 86612304*******")]
     assert suite_properties("bench-3", {}, "0.1.0") == [("rig", "bench-3"),
                                                          ("harness", "0.1.0")]
+
+
+def test_hil_run_also_takes_the_rig_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    named = tmp_path / "bench-from-env.toml"  # missing: the run stops at loading it
+    monkeypatch.setenv("L506_RIG", str(named))
+    assert cli.main(["run", "--reports", str(tmp_path / "reports")]) == 4
+    assert f"{named}: cannot read the rig file" in capsys.readouterr().err

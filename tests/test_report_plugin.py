@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from hil.fixtures.report import command_of, last_exchange, severity_of, wall_ms
-from hil.fixtures.spec import Clause
 
 from hil.at.transcript import RX, TX, Transcript
+from hil.fixtures.report import command_of, last_exchange, severity_of, wall_ms
+from hil.fixtures.spec import Clause
 
 pytest_plugins = ["pytester"]
 

@@ -377,7 +377,6 @@ def test_bad_budget_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 def test_step_title_names_the_figures() -> None:
     from hil.fixtures.timing import step_title
-
     from hil.report.budgets import Violation
 
     s = sample_from(_response("AT+MSUB=t,1", first=1 * MS, final=3 * MS, result=15 * MS,
