@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from types import ModuleType
 
 from hil.cli import (
@@ -70,6 +69,3 @@ def main(argv: list[str] | None = None) -> int:
         args.pytest_args = extra
     return args.func(args)
 
-
-if __name__ == "__main__":
-    sys.exit(main())
