@@ -132,7 +132,8 @@ _RUN_KEYS = ("started", "finished", "rig", "rig_file", "dut", "port", "profile",
 
 def _tests(document: Any, path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
     rows = document.get("tests") if isinstance(document, dict) else None
-    _need(isinstance(rows, list), path, "has no list of tests: not a results.json")
+    if not isinstance(rows, list):
+        raise SnapshotError(f"{path}: has no list of tests: not a results.json")
     out = {}
     for row in rows:
         _need(isinstance(row, dict) and isinstance(row.get("nodeid"), str)
@@ -260,7 +261,8 @@ def snapshot_of_run(folder: Path) -> Snapshot:
     described = run.get("modules") if isinstance(run.get("modules"), dict) else {}
     parts = []
     for label in sorted(labels):
-        own = described.get(label) if isinstance(described.get(label), dict) else {}
+        entry = described.get(label)
+        own: dict[str, Any] = entry if isinstance(entry, dict) else {}
         firmware = _firmware(dict(own.get("identity") or identity))
         mine = [r for r in rows if not isinstance(r, dict) or _module(r, default) == label]
         latency, budgets = _latency(
@@ -296,16 +298,22 @@ def _worst(a: str, b: str) -> str:
     return min(a, b, key=lambda o: rank.get(o, len(rank)))
 
 
-def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
-    """Several modules' snapshots as one: a test's outcome is its worst on any module, its
-    records and response times those of every module in turn; throughput figures the mean
-    over the modules that have them. Each module stays in `modules` by its label."""
+def _by_label(parts: list[Snapshot]) -> dict[str, Snapshot]:
+    """Every module of `parts` by a label of its own."""
     modules: dict[str, Snapshot] = {}
     for part in parts:
         for label, one in part.by_module.items():
             if label in modules:  # two runs on one place: tell them apart by their folder
                 label = f"{label} ({Path(one.source).name})"
             modules[label] = replace(one, module=label)
+    return modules
+
+
+def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
+    """Several modules' snapshots as one: a test's outcome is its worst on any module, its
+    records and response times those of every module in turn; throughput figures the mean
+    over the modules that have them. Each module stays in `modules` by its label."""
+    modules = _by_label(parts)
     tests: dict[str, tuple[str, tuple[str, ...]]] = {}
     characterization: dict[str, list[Behaviour]] = {}
     latency: dict[str, dict[str, list[float]]] = {}
@@ -321,8 +329,8 @@ def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
         for command, by_test in one.latency.items():
             for test, ms in by_test.items():
                 latency.setdefault(command, {}).setdefault(test, []).extend(ms)
-        for command, by_test in one.budgets.items():
-            for test, budget in by_test.items():
+        for command, budget_by_test in one.budgets.items():
+            for test, budget in budget_by_test.items():
                 held = budgets.setdefault(command, {})
                 held[test] = max(held.get(test, 0.0), budget)
         for name, figures in one.throughput.items():

@@ -22,7 +22,9 @@ _PER_MODULE = ("DUT", "Model", "Firmware", "CGMR", "IMEI", "Port")
 
 def _load(path: Path) -> dict[str, Any] | None:
     with contextlib.suppress(OSError, ValueError):
-        return json.loads(path.read_text())
+        document = json.loads(path.read_text())
+        if isinstance(document, dict):
+            return document
     return None
 
 

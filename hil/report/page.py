@@ -48,11 +48,13 @@ class RunRecord:
 
     @property
     def run(self) -> dict[str, Any]:
-        return self.results.get("run", {})
+        run = self.results.get("run")
+        return run if isinstance(run, dict) else {}
 
     @property
     def identity(self) -> dict[str, str]:
-        return self.run.get("identity", {})
+        identity = self.run.get("identity")
+        return identity if isinstance(identity, dict) else {}
 
     @property
     def firmware(self) -> str:

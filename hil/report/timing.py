@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from hil.report import openmetrics
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from hil.at.exchange import Response
     from hil.at.transcript import Transcript
 
@@ -294,13 +296,13 @@ def timings_document(samples: Sequence[Sample], meta: Mapping[str, Any],
                      budget_of: BudgetOf | None = None) -> dict[str, Any]:
     """What timings.json holds: meta, per-command aggregates (with the run's budget),
     responses over budget and every sample (with the budget it was held to)."""
-    aggregates = {
+    aggregates: dict[str, dict[str, object]] = {  # metric → figures, and the budget
         command: {metric.removesuffix("_ms"): st.as_dict() for metric, st in metrics.items()}
         for command, metrics in aggregate(samples).items()
     }
     budgets = _budget_table(samples, budget_of)
     for command, per in aggregates.items():
-        per["budget_ms"] = budgets.get(command)  # type: ignore[assignment]
+        per["budget_ms"] = budgets.get(command)
     rows = []
     for s in samples:
         row = asdict(s)
@@ -347,7 +349,7 @@ def write_openmetrics(path: Path, samples: Sequence[Sample], meta: Mapping[str, 
 # ---------------------------------------------------------------------------- plots
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     """A matplotlib Figure on the Agg canvas: PNG without a display, no pyplot state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -414,7 +416,7 @@ def _boxes(samples: Sequence[Sample], path: Path, what: str, meta: Mapping[str, 
     if not groups:
         return None
     names = list(groups)
-    values = {g: [s.total_ms for s in groups[g]] for g in names}
+    values = {g: [s.total_ms for s in groups[g] if s.total_ms is not None] for g in names}
     budgets = _budget_table(samples, budget_of) if budgets_shown else {}
     fig = _figure(10, max(2.8, 0.45 * len(names) + 1.8))
     ax = fig.add_subplot()
@@ -462,6 +464,12 @@ def plot_refused(samples: Sequence[Sample], path: Path,
                   "Refused commands (ERROR or FAILURE)", meta or {}, None, budgets_shown=False)
 
 
+def _bytes_per_s(sample: Sample) -> float:
+    """An MPUBEX's payload over its whole time (the plot keeps only timed ones)."""
+    assert sample.total_ms
+    return sample.data_bytes / (sample.total_ms / 1000)
+
+
 def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int,
                            meta: Mapping[str, Any] | None = None) -> Path | None:
     """Each MPUBEX's payload bytes/s (its data over its sent → done time) in the throughput
@@ -475,8 +483,7 @@ def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int,
     ax = fig.add_subplot()
     for qos in sorted({s.qos for s in points}, key=lambda q: -1 if q is None else q):
         mine = [s for s in points if s.qos == qos]
-        ax.scatter([s.t_s for s in mine],
-                   [s.data_bytes / (s.total_ms / 1000) for s in mine],  # type: ignore[operator]
+        ax.scatter([s.t_s for s in mine], [_bytes_per_s(s) for s in mine],
                    s=12, label=f"QoS {qos}" if qos is not None else "QoS ?")
     line_rate = baud / BITS_PER_BYTE
     ax.axhline(line_rate, color="tab:red", linestyle="--",
