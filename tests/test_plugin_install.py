@@ -3,7 +3,7 @@
 A real fresh venv (no --system-site-packages, nothing of this .venv), and a real install of
 the checkout with its dependencies, at the versions constraints.txt pins. Fast enough
 because pip finds every dependency on this machine (its configured index and wheels) and
-is told not to compile bytecode (--no-compile): 50-70 s on a 2-core machine under load
+is told not to compile bytecode (--no-compile): 42-52 s on a 2-core machine under load
 (`pytest tests/test_plugin_install.py -rP` prints the figure); the test fails over 180 s,
 which only a lost wheel source or a resolver gone astray would take. The checkout's
 tracked files are copied to the temporary folder first, because pip builds a source folder
