@@ -212,19 +212,19 @@ def test_next_test_finds_the_broker_running_again(
 
 def test_rig_bind_address_and_fixed_ports_are_used(tmp_path: Path) -> None:
     """A rig chooses the address the broker listens on and fixes the plain and TLS ports
-    (another loopback address here: the test never listens beyond this machine)."""
-    fixed_plain, fixed_tls = broker_module._free_ports(["127.0.0.2", "127.0.0.2"])
-    with Broker(tmp_path, bind="127.0.0.2", plain_port=fixed_plain, tls_port=fixed_tls) as b:
+    (IPv6 loopback here: the test never listens beyond this machine)."""
+    fixed_plain, fixed_tls = broker_module._free_ports(["::1", "::1"])
+    with Broker(tmp_path, bind="::1", plain_port=fixed_plain, tls_port=fixed_tls) as b:
         assert (b.plain_port, b.tls_port) == (fixed_plain, fixed_tls)
-        assert f"listener {fixed_plain} 127.0.0.2" in b.config_path.read_text()
-        with socket.create_connection(("127.0.0.2", fixed_plain), timeout=2):
+        assert f"listener {fixed_plain} ::1" in b.config_path.read_text()
+        with socket.create_connection(("::1", fixed_plain), timeout=2):
             pass
 
 
 def test_clients_here_dial_loopback_for_a_wildcard_bind() -> None:
     assert Listener(PLAIN, 1883, "0.0.0.0").local_address == "127.0.0.1"
     assert Listener(PLAIN, 1883, "::").local_address == "::1"
-    assert Listener(PLAIN, 1883, "127.0.0.2").local_address == "127.0.0.2"
+    assert Listener(PLAIN, 1883, "::1").local_address == "::1"
 
 
 def test_hil_broker_serves_the_port_asked_for_and_leaves_no_keys_behind() -> None:

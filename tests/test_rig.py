@@ -9,7 +9,7 @@ import pytest
 from hil.power import CommandPower, ModemLinePower, UhubctlPower, backends, power_from_config
 from hil.power.lines import LinePower
 from hil.power.modemlines import ModemLineSettings
-from hil.rig import RigError, load_rig, rig_from_dict
+from hil.rig import RigError, load_rig, rig_from_dict, rig_warnings, with_port
 
 RIGS = Path(__file__).resolve().parent.parent / "rigs"
 EXAMPLES = sorted(RIGS.glob("*.toml"))
@@ -118,6 +118,27 @@ def test_hardware_cannot_be_time_scaled_nor_simulator_powered() -> None:
 def test_simulator_broker_must_be_on_loopback() -> None:
     assert "only loopback" in _error(
         {"name": "x", "dut": {"kind": "simulator"}, "broker": {"bind": "0.0.0.0"}})
+
+
+def test_the_tap_needs_an_address_of_its_own() -> None:
+    """The tap listens on the broker's ports, so not on the broker's address; the simulator
+    reaches it only on loopback."""
+    sim = {"name": "x", "dut": {"kind": "simulator"}}
+    assert "must be an IP address" in _error({**sim, "broker": {"tap": "tap.local"}})
+    assert "need different addresses" in _error({**sim, "broker": {"tap": "127.0.0.1"}})
+    assert "only loopback" in _error({**sim, "broker": {"tap": "10.0.0.2"}})
+    assert "need different addresses" in _error(
+        _rig(broker={"bind": "0.0.0.0", "tap": "192.168.1.10"}))
+    bench = rig_from_dict(_rig(broker={"bind": "127.0.0.1", "tap": "192.168.1.10",
+                                       "dut_host": "192.168.1.10"}))
+    assert bench.broker.module_dials == "192.168.1.10"
+    assert not rig_warnings(bench), "a tap in front of a loopback broker is the forward"
+    plain = rig_from_dict(sim)
+    assert (plain.broker.tap, plain.broker.module_dials) == ("", "127.0.0.1")
+    simulator = load_rig(RIGS / "simulator.toml")
+    assert simulator.broker.module_dials == "::1"
+    # a real module given by --port dials dut_host: the simulator's loopback tap is not its
+    assert with_port(simulator, "/dev/ttyUSB2").broker.module_dials == "127.0.0.1"
 
 
 def test_budgets_are_positive_milliseconds() -> None:

@@ -1,7 +1,9 @@
 """`hil fuzz`: grammar-based fuzzing of the MQTT command set, findings as regression tests.
 
 Runs for `--minutes` or `--cases`, on the simulator's firmware model (a profile, with or
-without named bugs) on the virtual bench. Each finding is written to `--out` twice: as a
+without named bugs) on the virtual bench, or on a module through a port: `--port` with
+`--broker`, or a rig's (`--rig`: its port, its power switch to restart a module that hangs,
+a broker started as its [broker] says). Each finding is written to `--out` twice: as a
 replayable script (`<name>.json`, `hil fuzz --replay` runs it again) and as a pytest file
 (`test_<name>.py`) that replays it on the rig's simulator. docs/fuzz.md.
 """
@@ -13,10 +15,13 @@ import hashlib
 import json
 import re
 import sys
+import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hil.fuzz.grammar import Command, Data, PeerPublish, Step, coverage_cells
 from hil.fuzz.replay import ScriptError, load_script
@@ -24,6 +29,9 @@ from hil.fuzz.runner import Finding, Report, fuzz, run_case
 from hil.report.files import write_atomic
 from hil.sim.bugs import BUGS, FUZZ_BUGS
 from hil.sim.profiles import PROFILES, Profile, profile_named
+
+if TYPE_CHECKING:
+    from hil.fuzz.port import PortModule
 
 HELP = "grammar-based AT fuzzing of the MQTT commands; findings as regression tests"
 
@@ -52,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the broker the module dials (a tap in front of it records its "
                         "side); the module is restarted with AT+CFUN=1,1 before each case")
     parser.add_argument("--baud", type=int, default=115200, help="the port's rate (115200)")
+    parser.add_argument("--rig", type=Path, default=None, metavar="FILE",
+                        help="fuzz the rig's module (docs/fuzz.md): its port, its [power] to "
+                        "power-cycle a module that stops answering, a broker as its [broker] "
+                        "says (a simulator rig runs its simulator, with --bug)")
     parser.add_argument("--against", metavar="PROFILE", default=None,
                         help="differential run: the same cases (--cases, default 300) on "
                         "--profile and on PROFILE, every answer compared")
@@ -123,11 +135,16 @@ def test_{name}(rig) -> None:
     return folder / f"{name}.json"
 
 
-def summary(report: Report) -> str:
+def summary(report: Report, module: PortModule | None = None) -> str:
     covered, total = report.coverage()
     lines = [f"{report.cases} cases in {report.seconds:.0f} s ({report.rate:.1f} cases/s); "
              f"{len(report.findings)} finding(s); coverage {covered}/{total} "
              f"(command x parameter class)"]
+    if module is not None and module.restarts:
+        lines.append("module restarted: " + ", ".join(
+            f"{n} x {how}" for how, n in module.restarts.most_common()))
+    if report.lost is not None:
+        lines.append(f"the run ended early: {report.lost}")
     missing = sorted(coverage_cells() - set(report.covered))
     if missing:
         lines.append("not exercised: " + ", ".join(f"{c}[{k}]" for c, k in missing[:20]))
@@ -148,7 +165,8 @@ def _every_minute() -> Callable[[Report], None]:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Exit 0: no finding; 1: findings (written to --out); 2: bad arguments."""
+    """Exit 0: no finding; 1: findings (written to --out); 2: bad arguments; 3: the module
+    was lost (no way of restarting it brought it back)."""
     if args.list_bugs:
         width = max(map(len, FUZZ_BUGS))
         for name, (oracle, what) in FUZZ_BUGS.items():
@@ -206,17 +224,97 @@ def _hunt(args: argparse.Namespace, profile: Profile, bugs: frozenset[str]) -> i
     if args.minutes is None and args.cases is None:
         print("hil fuzz: say how long: --minutes N or --cases N", file=sys.stderr)
         return 2
-    module = None
-    if args.port is not None:
-        host, _, port = (args.broker or "").rpartition(":")
-        if not host or not port.isdigit():
-            print("hil fuzz: --port needs --broker HOST:PORT (the broker the module dials)",
-                  file=sys.stderr)
+    with ExitStack() as stack:
+        try:
+            module = stack.enter_context(_module(args, bugs))
+        except _Refused as exc:
+            print(f"hil fuzz: {exc}", file=sys.stderr)
             return 2
-        from hil.fuzz.port import PortModule
+        return _fuzz(args, profile, bugs, module)
 
-        module = PortModule(args.port, (host, int(port)), baud=args.baud)
 
+class _Refused(Exception):
+    """Arguments or a rig that cannot make a module to fuzz: one line, exit 2."""
+
+
+@contextmanager
+def _module(args: argparse.Namespace, bugs: frozenset[str]) -> Iterator[PortModule | None]:
+    """The module to fuzz: None (the virtual bench), the one behind --port, or the rig's."""
+    if args.rig is not None:
+        with _rig_module(args.rig, bugs) as module:
+            yield module
+        return
+    if args.port is None:
+        yield None
+        return
+    host, _, port = (args.broker or "").rpartition(":")
+    if not host or not port.isdigit():
+        raise _Refused("--port needs --broker HOST:PORT (the broker the module dials)")
+    from hil.fuzz.port import PortModule
+
+    module = PortModule(args.port, (host, int(port)), baud=args.baud)
+    try:
+        yield module
+    finally:
+        module.close()
+
+
+@contextmanager
+def _rig_module(path: Path, bugs: frozenset[str]) -> Iterator[PortModule]:
+    """The rig's module with its power switch, dialling a broker started as the rig says;
+    a simulator rig's simulator is started here, built with the rig's bugs and `bugs`."""
+    from hil.broker import PLAIN, Broker, BrokerError
+    from hil.fuzz.port import PortModule
+    from hil.power import PowerError, power_from_config
+    from hil.rig import RigError, load_rig
+    from hil.sim.firmware import Firmware
+    from hil.sim.host import SimConfig, Simulator
+
+    try:
+        rig = load_rig(path)
+    except RigError as exc:
+        raise _Refused(str(exc)) from None
+    dut, where = rig.dut, rig.broker
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hil-fuzz-")))
+        sim = None
+        if dut.kind == "simulator":
+            firmware = Firmware(profile_named(dut.profile), time_scale=dut.time_scale,
+                                bugs=frozenset(dut.bugs) | bugs)
+            sim = Simulator(firmware, SimConfig(link=folder / "ttyL506", baud=dut.baud))
+            stack.callback(sim.close)
+            port = sim.power_on()
+        elif dut.port is None:
+            raise _Refused(f"{path}: [dut] port is not set: the rig names no module to fuzz")
+        else:
+            port = dut.port
+        try:
+            power = power_from_config(rig.power, at_port=port, simulator=sim,
+                                      secrets=rig.secrets)
+        except (PowerError, ValueError) as exc:
+            raise _Refused(f"{path}: [power]: {exc}") from None
+        if power is not None:
+            stack.callback(power.close)
+        else:
+            print(f"hil fuzz: {path} has no power switch ([power] backend \"none\"): a module "
+                  "that stops answering ends the run", file=sys.stderr)
+        try:
+            broker = stack.enter_context(Broker(folder / "broker", bind=where.bind,
+                                                plain_port=where.port))
+            module = PortModule(
+                port, (broker.listener(PLAIN).local_address, broker.plain_port),
+                baud=dut.baud, boot_timeout=dut.boot_timeout_s,
+                power_cycle=None if power is None else power.cycle,
+                time_scale=dut.time_scale if dut.kind == "simulator" else 1.0,
+                listen=where.tap or where.bind, dial=where.module_dials)
+        except (BrokerError, OSError) as exc:  # a port that will not open, a port in use
+            raise _Refused(f"{path}: {type(exc).__name__}: {exc}") from None
+        stack.callback(module.close)
+        yield module
+
+
+def _fuzz(args: argparse.Namespace, profile: Profile, bugs: frozenset[str],
+          module: PortModule | None) -> int:
     def found(finding: Finding) -> None:
         path = write_finding(args.out, finding, profile.name, bugs)
         print(f"FINDING after {finding.seconds:.1f} s ({finding.cases} cases): "
@@ -232,11 +330,11 @@ def _hunt(args: argparse.Namespace, profile: Profile, bugs: frozenset[str]) -> i
         stop_at_first=args.first, on_finding=found,
         progress=_every_minute(), module=module,
     )
-    if module is not None:
-        module.close()
-    print(summary(report))
+    print(summary(report, module))
     if args.json is not None:
         _write_figures(args.json, report, profile, bugs)
+    if report.lost is not None:
+        return 3
     return 1 if report.findings else 0
 
 

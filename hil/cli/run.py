@@ -41,6 +41,7 @@ from hil.dut.preflight import broker_port_problem, port_problem
 from hil.masking import scan
 from hil.report import page
 from hil.report.files import write_atomic
+from hil.report.records import RESULTS, RecordError, read_results
 from hil.rig import RIG_ENV, Rig, RigError, load_rig, rig_warnings, with_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -377,10 +378,15 @@ def check_secrets(run: Path, secrets_file: Path, rig_secrets: list[str]) -> list
 
 
 def summary(run: Path) -> str:
-    with contextlib.suppress(OSError, ValueError):
-        totals = json.loads((run / "results.json").read_text())["totals"]
-        return ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items()))
-    return "no results.json"
+    """The run's totals for its last line; why there are none, when results.json is
+    missing or cannot be read."""
+    if not (run / RESULTS).exists():
+        return "no results.json"
+    try:
+        totals = read_results(run / RESULTS).totals
+    except RecordError as exc:
+        return f"no totals: {exc}"
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items()))
 
 
 class _Refused(Exception):

@@ -8,6 +8,7 @@ errors at once with "DUT lost" and the reason, instead of waiting for it test af
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hil.at.channel import AtError
@@ -24,6 +25,33 @@ class DutLost(RuntimeError):
 
 class NotKnownState(AtError):
     """The module answered, but not in the state every test starts from."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One way back to a fresh module: its name, and the doing, which raises when it did
+    not bring the module back (or cannot be tried now: the module does not answer AT)."""
+
+    name: str
+    run: Callable[[], None]
+
+
+#: What a rung may fail with; anything else is a fault of the harness and goes up as it is.
+RUNG_ERRORS = (AtError, PowerError, LookupError, OSError, TimeoutError)
+
+
+def climb(rungs: Sequence[Rung], why: str) -> str:
+    """The ladder, cheap to dear: each rung in turn until one brings the module back; the
+    name of the one that did. DutLost, naming what each rung met, when none did (for a
+    caller that has no `Device`: `hil fuzz` through a port)."""
+    failed = []
+    for rung in rungs:
+        try:
+            rung.run()
+            return rung.name
+        except RUNG_ERRORS as exc:
+            failed.append(f"{rung.name}: {type(exc).__name__}: {exc}")
+    raise DutLost(f"{LOST}: {why}; " + ("; ".join(failed) or "no way to restart it"))
 
 
 def known_state(device: Device, probe_timeout: float = 2.0) -> None:

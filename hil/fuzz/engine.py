@@ -82,6 +82,9 @@ class CaseRun:
     def __init__(self, profile: Profile, bugs: frozenset[str],
                  module: VirtualModule | PortModule | None = None) -> None:
         self.module = VirtualModule(profile, bugs) if module is None else module
+        #: a command's bound in seconds of this module's clock: device seconds, scaled on a
+        #: port whose simulator runs its own timeouts faster (`PortModule.time_scale`)
+        self.bound = BOUND_S * getattr(self.module, "time_scale", 1.0)
         self.module.power_on()
         self.module.read()
         self.framer = Framer((MSUB_COUNTED,))
@@ -150,12 +153,12 @@ class CaseRun:
             self.framer.expect_prompt = True
         self.module.send(step.raw)
         self._take()
-        self._advance(BOUND_S, until=lambda: self._answered(step.wait))
+        self._advance(self.bound, until=lambda: self._answered(step.wait))
         cmd = self.current
         if not self._answered(step.wait):
             self._fail("final answer", f"{step.line!r} got no "
                        + ("final code" if cmd.final is None and not cmd.prompt else
-                          "result URC") + f" within {BOUND_S:g} s")
+                          "result URC") + f" within {self.bound:g} s")
         if cmd.prompt:
             self._open_data(step)
             return
@@ -178,7 +181,7 @@ class CaseRun:
         self.current = None
         if cmd.name in _WITH_RESULT and cmd.final is not None and cmd.final.startswith(b"OK") \
                 and cmd.result is None:
-            self.owed.append((cmd.name, self.module.now + BOUND_S, self.index))
+            self.owed.append((cmd.name, self.module.now + self.bound, self.index))
         if cmd.name == "MPUB" and cmd.final is not None and cmd.final.startswith(b"OK"):
             self._published("MPUB", *_mpub_message(step.line), cmd.result)
 
@@ -199,15 +202,15 @@ class CaseRun:
         self._take()
         if self.data_left == 0:
             self.data_left = None
-            self._advance(BOUND_S, until=lambda: self._answered(True))
+            self._advance(self.bound, until=lambda: self._answered(True))
             if cmd.final is None:
                 self._fail("final answer", f"MPUBEX data of {len(self._data)} bytes got no "
-                           f"final code within {BOUND_S:g} s")
+                           f"final code within {self.bound:g} s")
             self.current = None
             if cmd.final.startswith(b"OK"):
                 self._published("MPUBEX", self._data_topic, bytes(self._data), cmd.result)
                 if cmd.result is None:
-                    self.owed.append(("MPUBEX", self.module.now + BOUND_S, self.index))
+                    self.owed.append(("MPUBEX", self.module.now + self.bound, self.index))
             text = rest.decode("latin-1").rstrip("\r")
             if text.strip():  # the rest of the bytes is a command line of its own
                 self._command(Command(command_name(text), text, ("data",)))
@@ -222,10 +225,10 @@ class CaseRun:
         assert cmd is not None
         cmd.final, cmd.prompt = None, False
         self._unacked = [u for u in self._unacked if u[0] != "MPUBEX"]
-        self._advance(BOUND_S, until=lambda: cmd.final is not None)
+        self._advance(self.bound, until=lambda: cmd.final is not None)
         if cmd.final is None:
             self._fail("final answer", f"MPUBEX waiting for {self.data_left} more bytes never "
-                       f"gave up within {BOUND_S:g} s")
+                       f"gave up within {self.bound:g} s")
         self.data_left = None
         self.current = None
 
@@ -342,7 +345,7 @@ class CaseRun:
     def _settle_owed(self) -> None:
         if self.data_left is not None:
             self._wait_data_timeout()
-        self._advance(BOUND_S, until=lambda: not self.owed)
+        self._advance(self.bound, until=lambda: not self.owed)
 
     def _ask(self, text: str, bound: float) -> _Command:
         cmd = self.current = _Command(text.split("+")[-1] if "+" in text else "AT", text)

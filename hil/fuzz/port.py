@@ -4,8 +4,10 @@ It offers the engine what the virtual bench offers (hil/sim/virtual.py), from wh
 can observe: the serial bytes, and the broker's side through a recording tap in front of the
 broker (hil/trace/timeline.py) that keeps the broker's view (connected, what the module published,
 what it took). Time is real: `advance` waits on the port. Before each case the module is
-restarted (`AT+CFUN=1,1`, or the rig's power cycle) and its boot awaited; the grammar's
-broker address (127.0.0.1,1883) is replaced by the tap's.
+restarted by the cheapest rung of the recovery ladder (hil/dut/recovery.py) that works:
+`AT+CFUN=1,1` when it answers AT, the port reopened when it vanished, the rig's power cycle
+when it hangs or crashed; its boot is awaited. The grammar's broker address (127.0.0.1,1883)
+is replaced by the tap's.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import select
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import serial
 
 from hil.at.transcript import Transcript
+from hil.dut.recovery import Rung, climb
 from hil.mqtt import (
     ClientSession,
     Connack,
@@ -38,8 +42,13 @@ from hil.mqtt import (
 from hil.trace.timeline import FROM_BROKER, TO_BROKER, MqttTap
 
 GRAMMAR_BROKER = b"127.0.0.1,1883"
+#: How a case's module was restarted (the rungs of `PortModule.power_on`).
+RESET = "reset by AT+CFUN=1,1"
+REOPENED = "port reopened, reset by AT+CFUN=1,1"
+POWER_CYCLE = "power cycle"
 _SLICE_S = 0.02  # how long the engine's waits step at a time on a real port
 _QUIET_S = 0.2  # no byte on the port or at the tap for this long: nothing is in flight
+_PROBE_EVERY_S = 0.5  # AT is sent again this often while the module is given time to answer
 
 
 @dataclass
@@ -91,10 +100,11 @@ class BrokerView:
 class _ViewTap(MqttTap):
     """The tap, feeding a BrokerView besides the transcript."""
 
-    def __init__(self, host: str, port: int, view: Callable[[], BrokerView]) -> None:
+    def __init__(self, host: str, port: int, view: Callable[[], BrokerView],
+                 listen: str) -> None:
         self._view = view
         self.last_ns = time.monotonic_ns()
-        super().__init__(host, port, Transcript())
+        super().__init__(host, port, Transcript(), listen=(listen, 0))
 
     def _pump(self, src: socket.socket, dst: socket.socket, direction: str) -> None:
         decoder = Decoder()
@@ -145,47 +155,115 @@ def publish_once(host: str, port: int, topic: str, payload: bytes, qos: int,
 
 
 class PortModule:
-    """The engine's module over a serial port at `url`, the broker at (host, port);
-    `power_cycle` (the rig's power backend; the port is opened again after it) restarts the
-    module before each case, else `AT+CFUN=1,1` does."""
+    """The engine's module over a serial port at `url`, the broker at (host, port).
+
+    `power_cycle` (the rig's power backend) is the last rung of the restart before each case:
+    without it a module that hangs or crashed ends the run with "DUT lost". The tap listens
+    on `listen` and the module dials it as `dial` (a bench's module: the PC's address on its
+    network). `time_scale`: the module's timeouts run this much faster (a simulator's), so do
+    the oracles' bounds. `restarts` counts how each case's module was restarted."""
 
     def __init__(self, url: str, broker: tuple[str, int], *, baud: int = 115200,
                  boot_timeout: float = 30.0,
-                 power_cycle: Callable[[], None] | None = None) -> None:
+                 power_cycle: Callable[[], None] | None = None,
+                 probe_timeout: float = 1.0, time_scale: float = 1.0,
+                 listen: str = "127.0.0.1", dial: str | None = None) -> None:
         self.url, self.baud = url, baud
         self.port = serial.serial_for_url(url, baudrate=baud, timeout=0)
         self.broker_address = broker
         self.broker = BrokerView()
-        self.tap = _ViewTap(*broker, view=lambda: self.broker)
+        self.tap = _ViewTap(*broker, view=lambda: self.broker, listen=listen)
+        self.dial = dial or listen
         self.output = bytearray()
         self.boot_timeout = boot_timeout
+        self.probe_timeout = probe_timeout
+        self.time_scale = time_scale
+        self.restarts: Counter[str] = Counter()
+        #: why the port stopped working during a case (a crash, a re-enumeration), or None
+        self.port_lost: str | None = None
         self._power_cycle = power_cycle
         self._last_rx = time.monotonic()
         self._lock = threading.Lock()
+
+    def power_on(self) -> None:
+        """A fresh module for the next case, by the cheapest rung that brings it back;
+        DutLost (hil/dut/recovery.py) when none does."""
+        rungs = [Rung(RESET, self._reset)]
+        if self.port_lost is not None:
+            rungs.append(Rung(REOPENED, self._reopen_and_reset))
+        if self._power_cycle is not None:
+            rungs.append(Rung(POWER_CYCLE, self._cycle))
+        why = f"the port was lost ({self.port_lost})" if self.port_lost else \
+            "no fresh module for the next case"
+        self.restarts[climb(rungs, why)] += 1
+        self.port_lost = None
+        self.broker = BrokerView()
+
+    def _reset(self) -> None:
+        """AT+CFUN=1,1, tried only on a module that answers AT (a hung parser would swallow
+        it, and the boot wait would only pass in silence). Before the first case the module
+        may still be booting: it is given its boot time to answer."""
+        if self.port_lost is not None:
+            raise OSError(f"the port is lost: {self.port_lost}")
+        window = self.probe_timeout if self.restarts else self.boot_timeout
+        deadline = time.monotonic() + window
+        self.port.reset_input_buffer()
+        while True:
+            self.port.write(b"AT\r")
+            if self._read_until(b"OK", min(_PROBE_EVERY_S, window)):
+                break
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no OK to AT within {window:g} s: it hangs")
+        self.port.write(b"AT+CFUN=1,1\r")
+        self._wait_boot()
+
+    def _reopen_and_reset(self) -> None:
+        self._reopen()
+        self._reset()
+
+    def _cycle(self) -> None:
+        assert self._power_cycle is not None
+        self.port.close()
+        self._power_cycle()
+        self._reopen()
+        self._wait_boot()
+
+    def _reopen(self) -> None:
+        """Open the port again, retried within the boot time (it may come back late)."""
+        self.port.close()
+        deadline = time.monotonic() + self.boot_timeout
+        while True:
+            try:
+                self.port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0)
+                self.port_lost = None
+                return
+            except serial.SerialException:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+
+    def _wait_boot(self) -> None:
+        if not self._read_until(b"Call Ready", self.boot_timeout):
+            raise TimeoutError(f"the module did not boot within {self.boot_timeout:.0f} s")
+
+    def _read_until(self, marker: bytes, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        seen = bytearray()
+        while marker not in seen and time.monotonic() < deadline and self.port_lost is None:
+            self._read_into(seen, 0.05)
+        return marker in seen
 
     @property
     def now(self) -> float:
         return time.monotonic()
 
-    def power_on(self) -> None:
-        """Restart the module and wait for its boot: each case starts afresh."""
-        if self._power_cycle is not None:
-            self.port.close()
-            self._power_cycle()
-            self.port = serial.serial_for_url(self.url, baudrate=self.baud, timeout=0)
-        else:
-            self.port.write(b"AT+CFUN=1,1\r")
-        deadline = time.monotonic() + self.boot_timeout
-        seen = bytearray()
-        while b"Call Ready" not in seen and time.monotonic() < deadline:
-            self._read_into(seen, 0.1)
-        if b"Call Ready" not in seen:
-            raise TimeoutError(f"the module did not boot within {self.boot_timeout:.0f} s")
-        self.broker = BrokerView()
-
     def send(self, data: bytes) -> None:
-        self.port.write(data.replace(GRAMMAR_BROKER,
-                                     f"{self.broker_address[0]},{self.tap.port}".encode()))
+        if self.port_lost is not None:
+            return  # a crashed module: the oracles see it answer nothing
+        try:
+            self.port.write(data.replace(GRAMMAR_BROKER, f"{self.dial},{self.tap.port}".encode()))
+        except serial.SerialException as exc:
+            self.port_lost = str(exc)
 
     def read(self) -> bytes:
         self._read_into(self.output, 0)
@@ -194,11 +272,18 @@ class PortModule:
 
     def _read_into(self, buffer: bytearray, timeout: float) -> None:
         fd = self.port.fileno() if hasattr(self.port, "fileno") else None
-        if fd is not None and timeout > 0:
-            select.select([fd], [], [], timeout)
-        elif timeout > 0:
+        if self.port_lost is not None:
             time.sleep(timeout)
-        data = self.port.read(self.port.in_waiting or 1)
+            return
+        try:
+            if fd is not None and timeout > 0:
+                select.select([fd], [], [], timeout)
+            elif timeout > 0:
+                time.sleep(timeout)
+            data = self.port.read(self.port.in_waiting or 1)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            self.port_lost = f"{type(exc).__name__}: {exc}"
+            return
         if data:
             buffer += data
             self._last_rx = time.monotonic()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
+from hil.dut.recovery import DutLost
 from hil.fuzz.engine import CaseRun, Violation
 from hil.fuzz.grammar import Case, Command, cases, coverage_cells
 from hil.sim.profiles import Profile
@@ -52,6 +53,8 @@ class Report:
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
     covered: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: "DUT lost: …" when no rung of the restart brought the module back: the run ended
+    lost: str | None = None
 
     @property
     def rate(self) -> float:
@@ -86,10 +89,14 @@ def _round(
     @seed(round_seed)
     @given(cases(max_steps, malformed=round_seed % 2 == 0))
     def probe(case: Case) -> None:
-        if over() and not failing:
+        if (over() and not failing) or report.lost is not None:
+            return
+        try:
+            run = CaseRun(profile, bugs, module)
+        except DutLost as exc:
+            report.lost = str(exc)  # every later case would meet the same: none is run
             return
         report.cases += 1
-        run = CaseRun(profile, bugs, module)
         violation = run.run(case)
         report.covered.update(run.covered)
         if violation is not None and signature(case, violation) not in known:
@@ -100,7 +107,11 @@ def _round(
         probe()
     except _Found:
         return failing[-1]  # hypothesis runs the shrunk case last
-    return None
+    except Exception:
+        if report.lost is None:
+            raise
+        # lost while shrinking: hypothesis calls the case flaky; the smallest failing so far
+    return failing[-1] if failing and report.lost is not None else None
 
 
 def fuzz(
@@ -125,7 +136,8 @@ def fuzz(
     known: set[str] = set()
 
     def over() -> bool:
-        return (seconds is not None and time.monotonic() - started >= seconds) or \
+        return report.lost is not None or \
+            (seconds is not None and time.monotonic() - started >= seconds) or \
             (max_cases is not None and report.cases >= max_cases)
 
     round_no = 0

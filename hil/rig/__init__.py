@@ -18,6 +18,7 @@ from hil.rig.file import (
     load_rig,
     rig_from_dict,
     rig_warnings,
+    tap_problem,
     with_port,
 )
 from hil.rig.thresholds import THRESHOLD_HELP, Thresholds
@@ -37,5 +38,6 @@ __all__ = [
     "load_rig",
     "rig_from_dict",
     "rig_warnings",
+    "tap_problem",
     "with_port",
 ]

@@ -135,6 +135,9 @@ _BROKER = {
     "dut_host": _Key("str", "127.0.0.1", "address or name the module dials to reach the broker"),
     "port": _Key("int", 0, "plain MQTT port (0: any free port)", check=_port_number),
     "tls_port": _Key("int", 0, "TLS port (0: any free port)", check=_port_number),
+    "tap": _Key("str", "", "address of the recording tap in front of the broker: the module "
+                "dials it instead of dut_host, on the broker's ports; \"\": no tap "
+                "(docs/timeline.md)", check=lambda v: None if not v else _address(v)),
 }
 
 _RECOVERY = {
@@ -203,6 +206,13 @@ class BrokerConfig:
     dut_host: str = "127.0.0.1"
     port: int = 0
     tls_port: int = 0
+    #: The recording tap's address (hil/trace/timeline.py); "" for none.
+    tap: str = ""
+
+    @property
+    def module_dials(self) -> str:
+        """What the module passes to AT+MIPSTART: the tap's address when there is a tap."""
+        return self.tap or self.dut_host
 
 
 @dataclass(frozen=True)
@@ -349,6 +359,9 @@ def rig_from_dict(data: Mapping[str, Any], source: Path | None = None) -> Rig:
     if dut.kind == "simulator" and not ipaddress.ip_address(broker.bind).is_loopback:
         raise check.fail("[broker]", f"bind = {broker.bind!r}: the simulator dials only "
                          "loopback; bind the broker to 127.0.0.1")
+    problem = tap_problem(broker, dut.kind)
+    if problem:
+        raise check.fail("[broker]", problem)
     recovery = RecoveryConfig(**check.table("[recovery]", top["recovery"], _RECOVERY))
     return Rig(
         name=top["name"],
@@ -490,12 +503,13 @@ def _strings(check: _Checker, where: str, data: Mapping[str, Any]) -> dict[str, 
 
 
 def with_port(rig: Rig, port: str) -> Rig:
-    """The rig with its module on `port` (the `--port` option).
+    """The rig with its module on `port` (the `--l506-port` option).
 
     A hardware rig keeps its name, power and settings: the same bench, its module on another
     port. A simulator rig becomes a rig of its own, "module on <port>", with no power
     control, no labels and the default budgets (the simulator rig's fit the simulator), so
-    that no report calls a real module "simulator".
+    that no report calls a real module "simulator"; nor the simulator's broker tap (a
+    loopback address a real module cannot dial: `--broker-tap` sets one for it).
     """
     dut = rig.dut
     if dut.kind == "hardware":
@@ -504,14 +518,31 @@ def with_port(rig: Rig, port: str) -> Rig:
                        boot_timeout_s=dut.boot_timeout_s, ready_timeout_s=dut.ready_timeout_s,
                        link_wait_scale=HARDWARE_LINK_WAIT_SCALE)
     return dataclasses.replace(rig, name=f"module on {port}", description="", dut=module,
-                               power=PowerConfig("none"), source=None, labels={}, budgets={})
+                               power=PowerConfig("none"), source=None, labels={}, budgets={},
+                               broker=dataclasses.replace(rig.broker, tap=""))
+
+
+def tap_problem(broker: BrokerConfig, kind: str) -> str | None:
+    """Why the tap cannot listen where the broker config puts it, or None."""
+    if not broker.tap:
+        return None
+    tap, bind = ipaddress.ip_address(broker.tap), ipaddress.ip_address(broker.bind)
+    if kind == "simulator" and not tap.is_loopback:
+        return (f"tap = {broker.tap!r}: the simulator dials only loopback; use a loopback "
+                "address other than the broker's, e.g. ::1 beside 127.0.0.1")
+    if tap == bind or bind.is_unspecified:
+        return (f"tap = {broker.tap!r} and bind = {broker.bind!r}: the tap listens on the "
+                "broker's ports, so the two need different addresses; bind the broker to "
+                "127.0.0.1")
+    return None
 
 
 def rig_warnings(rig: Rig) -> list[str]:
     """What in a valid rig is probably a mistake, one line each (shown, not fatal)."""
     found = []
     broker = rig.broker
-    if rig.dut.kind == "hardware" and ipaddress.ip_address(broker.bind).is_loopback:
+    if (rig.dut.kind == "hardware" and ipaddress.ip_address(broker.bind).is_loopback
+            and not broker.tap):
         try:
             dials_loopback = ipaddress.ip_address(broker.dut_host).is_loopback
         except ValueError:  # a name: only "localhost" is known to be loopback

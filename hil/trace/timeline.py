@@ -2,24 +2,29 @@
 
 `MqttTap` is a small recording proxy in front of the broker: the module dials the tap, the
 tap passes every byte to the broker and back untouched, decodes both directions as MQTT
-packets (hil/mqtt/codec.py) and records each packet into a `Transcript` when its last byte
-arrived, stamped with `time.monotonic_ns()` as the serial channel stamps its lines. The
-transcript then shows module lines and broker packets interleaved in time order, so a slow
-MPUB shows whether the module (before its PUBLISH reached the broker), the link or the
-broker (before its PUBACK) took the time. `sequence_svg` draws the same as a sequence
-picture. docs/timeline.md.
+packets (hil/mqtt/codec.py) and records each packet (into a `PacketLog`, or straight into a
+`Transcript`) when its last byte arrived, stamped with `time.monotonic_ns()` as the serial
+channel stamps its lines. `interleave` and `timeline_text` merge a test's broker packets with
+its serial transcript on that one clock, so a slow MPUB shows whether the module (before its
+PUBLISH reached the broker), the link or the broker (before its PUBACK) took the time;
+`sequence_svg` draws the same as a sequence picture. The merging is pure; the tap is the
+only I/O here. docs/timeline.md.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import socket
+import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from html import escape
+from typing import Protocol
 
-from hil.at.transcript import RX, TX, Event, Transcript
+from hil.at.transcript import RX, TX, Event, printable
+from hil.masking import mask_text
 from hil.mqtt import (
     Connack,
     Connect,
@@ -34,7 +39,10 @@ from hil.mqtt import (
 
 TO_BROKER = "=>"  # a packet from the module to the broker
 FROM_BROKER = "<="  # a packet from the broker to the module
+BROKER_SIDE = (TO_BROKER, FROM_BROKER)
 _CHUNK = 65536
+#: Arrows drawn at most in a sequence picture; a longer test says how many were left out.
+SVG_ROWS_MAX = 400
 
 
 def describe(packet: Packet) -> str:
@@ -58,19 +66,55 @@ def describe(packet: Packet) -> str:
     return name if pid is None else f"{name} id={pid}"
 
 
-class MqttTap:
-    """A recording TCP proxy on 127.0.0.1 in front of the broker at (host, port)."""
+class Recorder(Protocol):
+    """Where the tap writes: a `Transcript` (one test's) or a `PacketLog` (a session's)."""
 
-    def __init__(self, host: str, port: int, transcript: Transcript) -> None:
+    def record_line(self, direction: str, text: str, t_ns: int, kind: str) -> None: ...
+
+    def note(self, text: str, t_ns: int | None = None) -> None: ...
+
+
+class PacketLog:
+    """The broker side as the tap saw it, for a tap that outlives one test: each test takes
+    what was recorded since it began (`take_since`), and what is older is dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: list[Event] = []
+
+    def record_line(self, direction: str, text: str, t_ns: int, kind: str) -> None:
+        with self._lock:
+            self._events.append(Event(t_ns, direction, kind, text))
+
+    def note(self, text: str, t_ns: int | None = None) -> None:
+        self.record_line("--", text, time.monotonic_ns() if t_ns is None else t_ns, "tap")
+
+    def take_since(self, start_ns: int) -> list[Event]:
+        """The events stamped at or after `start_ns`, in time order; the log is emptied."""
+        with self._lock:
+            events, self._events = self._events, []
+        return sorted((e for e in events if e.t_ns >= start_ns), key=lambda e: e.t_ns)
+
+
+class MqttTap:
+    """A recording TCP proxy in front of the broker at (host, port), listening on `listen`
+    (127.0.0.1 and a free port unless told). With `decode` off (a TLS listener) it records
+    only how many bytes passed, not packets."""
+
+    def __init__(self, host: str, port: int, transcript: Recorder, *,
+                 listen: tuple[str, int] = ("127.0.0.1", 0), decode: bool = True) -> None:
         self.target = (host, port)
         self.transcript = transcript
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self.decode = decode
+        family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET  # ::1 beside 127.0.0.1
+        self._server = socket.create_server(listen, family=family)
         self._server.settimeout(0.2)
+        self.host: str = self._server.getsockname()[0]
         self.port: int = self._server.getsockname()[1]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._links: list[_Link] = []
         accept = threading.Thread(target=self._accept, name="mqtt-tap", daemon=True)
         accept.start()
         self._threads.append(accept)
@@ -85,16 +129,28 @@ class MqttTap:
                 broker = socket.create_connection(self.target, timeout=5)
             except OSError as exc:
                 self.transcript.note(f"tap: cannot reach the broker at {self.target}: {exc}")
-                module.close()
+                _reset(module)  # as near as a proxy gets to the refusal the module would see
                 continue
             self.transcript.note(f"tap: the module connected, passed to {self.target}")
+            for sock in (module, broker):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            link = _Link(module, broker)
             with self._lock:
-                self._sockets += [module, broker]
+                self._links = [kept for kept in self._links if not kept.closed] + [link]
+                self._threads = [t for t in self._threads if t.is_alive()]
             for src, dst, direction in ((module, broker, TO_BROKER), (broker, module, FROM_BROKER)):
-                pump = threading.Thread(target=self._pump, args=(src, dst, direction),
+                pump = threading.Thread(target=self._run, args=(link, src, dst, direction),
                                         name=f"mqtt-tap {direction}", daemon=True)
+                with self._lock:
+                    self._threads.append(pump)
                 pump.start()
-                self._threads.append(pump)
+
+    def _run(self, link: _Link, src: socket.socket, dst: socket.socket,
+             direction: str) -> None:
+        try:
+            self._pump(src, dst, direction)
+        finally:
+            link.pump_done()
 
     def _pump(self, src: socket.socket, dst: socket.socket, direction: str) -> None:
         decoder = Decoder()
@@ -113,6 +169,9 @@ class MqttTap:
                 dst.sendall(data)
             except OSError:
                 break
+            if not self.decode:
+                self.transcript.record_line(direction, f"TLS {len(data)} bytes", t_ns, "tls")
+                continue
             try:
                 packets = decoder.feed(data)
             except MalformedPacket as exc:
@@ -128,12 +187,12 @@ class MqttTap:
 
     def close(self) -> None:
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=2)
         with self._lock:
-            for sock in self._sockets:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            threads, links = list(self._threads), list(self._links)
+        for thread in threads:
+            thread.join(timeout=2)
+        for link in links:
+            link.close()
         self._server.close()
 
     def __enter__(self) -> MqttTap:
@@ -143,16 +202,78 @@ class MqttTap:
         self.close()
 
 
+class _Link:
+    """One module connection through the tap: both sockets are closed once both pumps end,
+    so a tap that lives for a whole run does not keep every connection it ever passed."""
+
+    def __init__(self, module: socket.socket, broker: socket.socket) -> None:
+        self._sockets = (module, broker)
+        self._running = 2
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def pump_done(self) -> None:
+        with self._lock:
+            self._running -= 1
+            last = self._running == 0
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a TCP reset rather than an orderly end."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+# ---------------------------------------------------------------------------- one timeline
+
+
+def interleave(serial: Iterable[Event], broker: Iterable[Event]) -> list[Event]:
+    """The serial transcript's events and the tap's, on their one clock, in time order; at
+    the same stamp the serial line comes first (both sides are kept in their own order)."""
+    return list(heapq.merge(sorted(serial, key=lambda e: e.t_ns),
+                            sorted(broker, key=lambda e: e.t_ns), key=lambda e: e.t_ns))
+
+
+def timeline_text(events: Sequence[Event], start_ns: int, secrets: Iterable[str] = ()) -> str:
+    """The interleaved timeline as text, in transcript.log's columns (ms from start,
+    direction, kind, text): `->`/`<-` the serial line, `=>`/`<=` packets to/from the
+    broker; secrets masked."""
+    hidden = [s for s in secrets if s]
+    serial = sum(1 for e in events if e.direction in (RX, TX))
+    packets = sum(1 for e in events if e.direction in BROKER_SIDE)
+    lines = [f"# {serial} serial events, {packets} broker packets; -> <- the module's serial "
+             f"line, => <= MQTT to and from the broker; times in ms from start"]
+    for event in events:
+        ms = (event.t_ns - start_ns) / 1e6
+        text = printable(mask_text(event.text, hidden))
+        lines.append(f"{ms:11.3f} {event.direction} {event.kind:<7} {text}")
+    return "\n".join(lines) + "\n"
+
+
 _LANES = {"harness": 90, "module": 330, "broker": 570}
 _ARROWS = {TX: ("harness", "module"), RX: ("module", "harness"),
            TO_BROKER: ("module", "broker"), FROM_BROKER: ("broker", "module")}
 
 
-def sequence_svg(events: Sequence[Event], start_ns: int, *, row: int = 22) -> str:
+def sequence_svg(events: Sequence[Event], start_ns: int, *, row: int = 22,
+                 secrets: Iterable[str] = (), rows_max: int = SVG_ROWS_MAX) -> str:
     """A sequence picture: harness, module and broker lifelines, one arrow per line or packet
-    in time order, each labelled with its time (ms from start) and text."""
-    shown = [e for e in events if e.direction in _ARROWS and e.kind != "echo"]
-    height = 60 + row * (len(shown) + 1)
+    in time order, each labelled with its time (ms from start) and text; at most `rows_max`
+    arrows, the rest counted at the bottom."""
+    hidden = [s for s in secrets if s]
+    arrows = [e for e in events if e.direction in _ARROWS and e.kind != "echo"]
+    shown, left_out = arrows[:rows_max], len(arrows) - min(len(arrows), rows_max)
+    height = 60 + row * (len(shown) + 1 + (1 if left_out else 0))
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{height}" '
              f'font-family="monospace" font-size="11">',
              '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="8" refY="4" '
@@ -165,12 +286,14 @@ def sequence_svg(events: Sequence[Event], start_ns: int, *, row: int = 22) -> st
     for i, event in enumerate(shown):
         y = 50 + row * i
         a, b = (_LANES[lane] for lane in _ARROWS[event.direction])
-        colour = "#1565c0" if event.direction in (TO_BROKER, FROM_BROKER) else "#222"
+        colour = "#1565c0" if event.direction in BROKER_SIDE else "#222"
         ms = (event.t_ns - start_ns) / 1e6
-        label = escape(f"{ms:.1f} ms  {event.text[:48]}")
+        label = escape(f"{ms:.1f} ms  {printable(mask_text(event.text, hidden))[:48]}")
         parts.append(f'<line x1="{a}" y1="{y}" x2="{b}" y2="{y}" stroke="{colour}" '
                      f'marker-end="url(#a)"/>')
         parts.append(f'<text x="{min(a, b) + 6}" y="{y - 4}" fill="{colour}">{label}</text>')
+    if left_out:
+        parts.append(f'<text x="90" y="{50 + row * len(shown)}">… {left_out} more not drawn '
+                     f'(the timeline text has them all)</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
-
