@@ -1,14 +1,8 @@
-"""The harness's pytest plugins: the device under test, the broker, the MQTT peer."""
+"""The harness's own runs load its pytest plugin through the `l506` entry point.
 
-pytest_plugins = [
-    "fixtures.dut",
-    "fixtures.results",
-    "fixtures.broker",
-    "fixtures.peer",
-    "fixtures.spec",
-    "fixtures.characterize",
-    "fixtures.capabilities",
-    "fixtures.report",  # before fixtures.timing, which imports it
-    "fixtures.timing",
-    "fixtures.farm",
-]
+scripts/setup installs this checkout (editable), so pytest loads hil.fixtures.plugin by
+itself; naming the entry point here registers nothing twice (pytest skips a plugin already
+registered under that name) and still loads it when PYTEST_DISABLE_PLUGIN_AUTOLOAD is set.
+"""
+
+pytest_plugins = ["l506"]

@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-from fixtures.capabilities import PowerSwitch
-from fixtures.peer import PeerFactory
 from hil.at.channel import CommandTimeout, PortLost
 from hil.broker import Broker
 from hil.dut.device import Device
+from hil.fixtures.capabilities import PowerSwitch
+from hil.fixtures.peer import PeerFactory
 from hil.l506.api import WillConfig
 from hil.l506.types import CONNECTION_BROKEN_URC, MqttStatus, ResultType
 from suites.expect import expect_ceer, expect_result, expect_status_after_drop

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import trustme
 
-from fixtures.peer import ConnectRefused, Peer, PeerFactory
 from hil.broker import (
     AUTH,
     PLAIN,
@@ -29,6 +28,7 @@ from hil.broker import (
 from hil.broker import broker as broker_module
 from hil.broker.config import Listener, render_acl
 from hil.broker.tls import make_tls_material
+from hil.fixtures.peer import ConnectRefused, Peer, PeerFactory
 
 
 def _tls_handshake(port: int, context: ssl.SSLContext) -> str:

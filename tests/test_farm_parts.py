@@ -13,14 +13,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures.farm import EarlyLease, _first_mine
-from fixtures.spec import SPEC_ATTRIBUTE, RunOutcome, Traceability, load_clauses
 from hil.cli import main, run
 from hil.cli.places import places_table
 from hil.farm import farm
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
 from hil.farm.lease import PlaceLease, busy_message
 from hil.farm.merge import environment_lines, merge_modules
+from hil.fixtures.farm import EarlyLease, _first_mine
+from hil.fixtures.spec import SPEC_ATTRIBUTE, RunOutcome, Traceability, load_clauses
 from hil.report import page
 from hil.report.categories import classify
 from hil.report.records import ModuleSummary, Sample, read_timings, read_traceability
@@ -126,8 +126,9 @@ def test_place_lost_is_infrastructure() -> None:
 
 def test_parallel_args() -> None:
     assert run.parallel_args(0, None) == []
-    assert run.parallel_args(3, "each") == ["-n", "3", "--dist", "load", "--modules", "each"]
-    assert run.parallel_args(3, None) == ["-n", "3", "--dist", "worksteal", "--modules", "share"]
+    assert run.parallel_args(3, "each") == ["-n", "3", "--dist", "load", "--l506-modules", "each"]
+    assert run.parallel_args(3, None) == ["-n", "3", "--dist", "worksteal", "--l506-modules",
+                                              "share"]
 
 
 def _worker(run_dir: Path, worker: str, module: str, tests: list[tuple[str, str]]) -> None:

@@ -216,7 +216,7 @@ def _collect(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
 
 def test_port_option_names_the_module_not_the_simulator(tmp_path: Path) -> None:
     wrong = f"socket://127.0.0.1:{_closed_port()}"
-    done = _collect(tmp_path, "--port", wrong)
+    done = _collect(tmp_path, "--l506-port", wrong)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"rig: module on {wrong} (hardware on {wrong}, power none" in done.stdout
     assert "WARNING" not in done.stdout
@@ -224,12 +224,12 @@ def test_port_option_names_the_module_not_the_simulator(tmp_path: Path) -> None:
 
 def test_broker_bind_option_and_the_loopback_warning(tmp_path: Path) -> None:
     port = f"socket://127.0.0.1:{_closed_port()}"
-    done = _collect(tmp_path, "--port", port, "--broker-host", "192.0.2.10")
+    done = _collect(tmp_path, "--l506-port", port, "--broker-host", "192.0.2.10")
     assert done.returncode == 0, done.stdout + done.stderr
     assert ("rig WARNING: the broker listens on 127.0.0.1 only, but the module dials "
             "192.0.2.10") in done.stdout
     assert "RigWarning" in done.stdout  # in the warnings summary too
-    bound = _collect(tmp_path, "--port", port, "--broker-host", "192.0.2.10",
+    bound = _collect(tmp_path, "--l506-port", port, "--broker-host", "192.0.2.10",
                      "--broker-bind", "0.0.0.0")
     assert "broker on 0.0.0.0, dialled as 192.0.2.10" in bound.stdout
     assert "WARNING" not in bound.stdout.replace("warnings summary", "")

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from fakedevice import FakeDevice, crlf
 
-from fixtures.dut import ADAPTER, IDENTITY, adapter_timer, environment
 from hil.at.channel import Channel
 from hil.at.exchange import Response, Timing
 from hil.at.framer import Line
@@ -21,6 +20,7 @@ from hil.cli import run
 from hil.dut import preflight
 from hil.dut.device import Device, NotReady
 from hil.dut.usbserial import LatencyTimerError, read_timer, set_timer, timer_file
+from hil.fixtures.dut import ADAPTER, IDENTITY, adapter_timer, environment
 from hil.l506.api import L506
 from hil.report.budgets import failure_path
 from hil.rig import (
@@ -84,8 +84,8 @@ def test_port_renames_a_simulator_rig_and_keeps_a_bench() -> None:
 
 
 def test_hil_run_names_the_rig_by_port_as_pytest_does() -> None:
-    assert run.port_option(["-x", "--port", "socket://h:1", "-k", "a"]) == "socket://h:1"
-    assert run.port_option(["--port=/dev/ttyUSB0"]) == "/dev/ttyUSB0"
+    assert run.port_option(["-x", "--l506-port", "socket://h:1", "-k", "a"]) == "socket://h:1"
+    assert run.port_option(["--l506-port=/dev/ttyUSB0"]) == "/dev/ttyUSB0"
     assert run.port_option(["-x"]) is None
 
 
@@ -351,8 +351,9 @@ def test_only_the_success_path_is_held_to_budgets(pytester: pytest.Pytester,
     pytester.makeconftest(_BUDGET_CONFTEST)
     pytester.makepyfile(test_paths=_BUDGET_TESTS)
     result = pytester.runpytest_subprocess(
-        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "fixtures.dut",
-        "-p", "fixtures.timing", f"--rig={ROOT / 'rigs' / 'simulator.toml'}",
+        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "no:l506",
+        "-p", "hil.fixtures.dut",
+        "-p", "hil.fixtures.timing", f"--rig={ROOT / 'rigs' / 'simulator.toml'}",
         f"--report-dir={pytester.path / 'run'}", "--budget-mode", "fail")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*FAILED*test_slow_success*"])

@@ -49,15 +49,15 @@ def test_the_command_runs_the_suites_fail_fast_with_the_bug(tmp_path) -> None:
     command = mutants.pytest_command("will_lost", tmp_path)
     assert command[1:4] == ["-m", "pytest", "suites"]
     assert "-x" in command
-    assert command[command.index("--sim-bug") + 1] == "will_lost"
-    assert command[command.index("--report-dir") + 1] == str(tmp_path)
-    assert "--sim-bug" not in mutants.pytest_command(None, tmp_path)
-    assert "--clause" not in command
+    assert command[command.index("--l506-sim-bug") + 1] == "will_lost"
+    assert command[command.index("--l506-report-dir") + 1] == str(tmp_path)
+    assert "--l506-sim-bug" not in mutants.pytest_command(None, tmp_path)
+    assert "--l506-clause" not in command
     targeted = mutants.pytest_command("will_lost", tmp_path, targeted=True)
-    assert targeted[targeted.index("--clause") + 1] == "MCONFIG-3"
-    assert "--sim-profile" not in command
+    assert targeted[targeted.index("--l506-clause") + 1] == "MCONFIG-3"
+    assert "--l506-sim-profile" not in command
     alt = mutants.pytest_command("will_lost", tmp_path, profile="guide-alt")
-    assert alt[alt.index("--sim-profile") + 1] == "guide-alt"
+    assert alt[alt.index("--l506-sim-profile") + 1] == "guide-alt"
 
 
 def test_the_profile_reaches_every_run_and_a_wrong_one_is_one_line(
@@ -112,7 +112,7 @@ def test_every_stated_clause_has_a_bug() -> None:
     named bug; GEN-7 is a rule for the harness's own tests, no firmware can break it."""
     from pathlib import Path
 
-    from fixtures.spec import load_clauses
+    from hil.fixtures.spec import load_clauses
 
     clauses = load_clauses(Path(__file__).resolve().parents[1])
     stated = {c.id for c in clauses if c.binds_firmware}

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from fixtures.peer import Peer, PeerError, PeerFactory
+from hil.fixtures.peer import Peer, PeerError, PeerFactory
 
 
 @pytest.fixture

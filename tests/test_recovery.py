@@ -148,8 +148,9 @@ def inner_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     command = [
         sys.executable, "-m", "pytest", str(base / "test_inner.py"),
         "-c", str(ROOT / "pytest.ini"), "--rootdir", str(base),
-        "-p", "fixtures.dut", "-p", "fixtures.results", "-p", "fixtures.broker",
-        "-p", "fixtures.peer",
+        "-p", "no:l506", "-p", "hil.fixtures.dut", "-p", "hil.fixtures.results",
+        "-p", "hil.fixtures.broker",
+        "-p", "hil.fixtures.peer",
         "--rig", str(base / "rig.toml"), "--report-dir", str(run),
         "--alluredir", str(run / "allure-results"), "--junitxml", str(run / "junit.xml"),
         "--secrets-file", str(secrets), "-o", "timeout=30",
@@ -185,7 +186,7 @@ def test_each_failure_is_reported_as_what_it_is(inner_run: dict) -> None:
 
 def test_broker_death_is_named_in_the_message(inner_run: dict) -> None:
     message = _tests(inner_run)["test_03_broker_killed_under_a_test"]["message"]
-    assert message.startswith("fixtures.results.BenchFault: the broker died during the test")
+    assert message.startswith("hil.fixtures.results.BenchFault: the broker died during the test")
     assert "PeerError" in message  # what the test itself saw
 
 
@@ -218,7 +219,7 @@ def test_allure_gets_categories_environment_and_the_relabelled_failure(inner_run
         data = json.loads(path.read_text())
         messages[data["name"]] = (data.get("statusDetails") or {}).get("message", "")
     assert messages["test_03_broker_killed_under_a_test"].startswith(
-        "fixtures.results.BenchFault")
+        "hil.fixtures.results.BenchFault")
     assert messages["test_13_after_death"].startswith("hil.dut.recovery.DutLost: DUT lost")
 
 

@@ -64,9 +64,9 @@ def test_writes_a_secret(run_dir, rig):
 '''
 SECRET = "pdu-Pa55word"
 
-PLUGINS = ["-p", "fixtures.dut", "-p", "fixtures.results", "-p", "fixtures.broker",
-           "-p", "fixtures.peer", "-p", "fixtures.spec", "-p", "fixtures.report",
-           "-p", "fixtures.timing"]
+PLUGINS = ["-p", "no:l506", "-p", "hil.fixtures.dut", "-p", "hil.fixtures.results",
+           "-p", "hil.fixtures.broker", "-p", "hil.fixtures.peer", "-p", "hil.fixtures.spec",
+           "-p", "hil.fixtures.report", "-p", "hil.fixtures.timing"]
 #: The second night's simulator answers an unknown command OK (hil/sim/bugs.py).
 SIM_BUG = "unknown_command_ok"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.report import command_of, last_exchange, severity_of, wall_ms
-from fixtures.spec import Clause
 from hil.at.transcript import RX, TX, Transcript
+from hil.fixtures.report import command_of, last_exchange, severity_of, wall_ms
+from hil.fixtures.spec import Clause
 
 pytest_plugins = ["pytester"]
 
@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from fixtures.report import timed_step
+from hil.fixtures.report import timed_step
 
 
 @pytest.mark.spec("MSUB-5")
@@ -66,13 +66,13 @@ def results(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> dict[
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))  # the project's fixtures
     (pytester.path / "docs").mkdir()
     shutil.copy(ROOT / "docs" / "clauses.md", pytester.path / "docs" / "clauses.md")
-    pytester.makeconftest('pytest_plugins = ["fixtures.dut", "fixtures.spec", '
-                          '"fixtures.report"]\n')
+    pytester.makeconftest('pytest_plugins = ["hil.fixtures.dut", "hil.fixtures.spec", '
+                          '"hil.fixtures.report"]\n')
     pytester.makeini("[pytest]\nmarkers =\n    spec(clause): a clause\n")
     pytester.makepyfile(test_sample=TESTS)
     out = pytester.path / "allure"
     run = pytester.runpytest_subprocess(
-        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "no:randomly",
+        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:l506",
         f"--rig={ROOT / 'rigs' / 'simulator.toml'}", f"--report-dir={pytester.path / 'run'}",
         f"--alluredir={out}")
     run.assert_outcomes(passed=5, failed=1)

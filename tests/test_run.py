@@ -32,7 +32,8 @@ def test_pytest_command_runs_the_suites_unless_paths_are_named(
     command = run.pytest_command(tmp_path / "r", rig, tmp_path / "s.json", ["-k", "flow"])
     assert command[:3] == [sys.executable, "-m", "pytest"]
     assert str(run.ROOT / "suites") in command and command[-2:] == ["-k", "flow"]
-    assert ["--rig", str(rig)] == command[command.index("--rig"):command.index("--rig") + 2]
+    at = command.index("--l506-rig")
+    assert ["--l506-rig", str(rig)] == command[at:at + 2]
     named = run.pytest_command(tmp_path / "r", rig, tmp_path / "s.json",
                                ["test_x.py::test_one", "-x"])
     assert str(run.ROOT / "suites") not in named

@@ -89,7 +89,7 @@ def ser2net_url(tmp_path: Path) -> Iterator[str]:
 def test_flow_tcp_through_ser2net(ser2net_url: str, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_flow_tcp.py"),
-         "--port", ser2net_url, "--report-dir", str(tmp_path / "run"), "-q",
+         "--l506-port", ser2net_url, "--report-dir", str(tmp_path / "run"), "-q",
          "-o", "timeout=60"],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )

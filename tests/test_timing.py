@@ -335,8 +335,9 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     pytester.makeconftest(_CONFTEST)
     pytester.makepyfile(test_budgeted=_TESTS)
     return pytester.runpytest_subprocess(
-        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "fixtures.dut",
-        "-p", "fixtures.timing", f"--rig={ROOT / 'rigs' / 'simulator.toml'}",
+        "-p", "no:pytest_embedded", "-p", "no:cacheprovider", "-p", "no:l506",
+        "-p", "hil.fixtures.dut",
+        "-p", "hil.fixtures.timing", f"--rig={ROOT / 'rigs' / 'simulator.toml'}",
         f"--report-dir={pytester.path / 'run'}", *args,
     )
 
@@ -375,7 +376,7 @@ def test_bad_budget_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 
 def test_step_title_names_the_figures() -> None:
-    from fixtures.timing import step_title
+    from hil.fixtures.timing import step_title
     from hil.report.budgets import Violation
 
     s = sample_from(_response("AT+MSUB=t,1", first=1 * MS, final=3 * MS, result=15 * MS,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.spec import (
+from hil.fixtures.spec import (
     Row,
     RunOutcome,
     Traceability,

@@ -42,7 +42,7 @@ from hil.masking import scan
 from hil.report import page
 from hil.report.files import write_atomic
 from hil.report.records import RESULTS, RecordError, read_results
-from hil.rig import Rig, RigError, load_rig, rig_warnings, with_port
+from hil.rig import RIG_ENV, Rig, RigError, load_rig, rig_warnings, with_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ALLURE = Path("tools", "allure", "node_modules", ".bin", "allure")
@@ -67,7 +67,7 @@ HELP = "the nightly run: suites, then reports/<UTC time>/ with the Allure HTML r
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rig", type=Path, default=None,
-                        help="rig file (default: rigs/simulator.toml)")
+                        help=f"rig file (default: ${RIG_ENV}, else rigs/simulator.toml)")
     parser.add_argument("--reports", type=Path, default=None, metavar="DIR",
                         help="where run folders go (default: reports/ of the project)")
     parser.add_argument("--max-minutes", type=float, default=240.0,
@@ -123,13 +123,14 @@ def new_run_dir(reports: Path) -> Path:
 
 
 def port_option(extra: list[str]) -> str | None:
-    """The `--port URL` (or `--port=URL`) among the arguments for pytest, the last one."""
+    """The `--l506-port URL` (or `--l506-port=URL`) among the arguments for pytest, the last
+    one."""
     port = None
     for i, arg in enumerate(extra):
-        if arg == "--port" and i + 1 < len(extra):
+        if arg == "--l506-port" and i + 1 < len(extra):
             port = extra[i + 1]
-        elif arg.startswith("--port="):
-            port = arg.removeprefix("--port=")
+        elif arg.startswith("--l506-port="):
+            port = arg.removeprefix("--l506-port=")
     return port
 
 
@@ -193,7 +194,7 @@ def parallel_args(workers: int, split: str | None) -> list[str]:
     if workers <= 0:
         return []
     return ["-n", str(workers), "--dist", "load" if split == "each" else "worksteal",
-            "--modules", split or "share"]
+            "--l506-modules", split or "share"]
 
 
 def pytest_command(run: Path, rig: Path, secrets_file: Path, extra: list[str]) -> list[str]:
@@ -201,9 +202,9 @@ def pytest_command(run: Path, rig: Path, secrets_file: Path, extra: list[str]) -
         sys.executable, "-m", "pytest",
         "--alluredir", str(run / "allure-results"),
         "--junitxml", str(run / "junit.xml"),
-        "--report-dir", str(run),
-        "--secrets-file", str(secrets_file),
-        "--rig", str(rig),
+        "--l506-report-dir", str(run),
+        "--l506-secrets-file", str(secrets_file),
+        "--l506-rig", str(rig),
     ]
     if not any(_is_test_path(a) for a in extra):
         command.append(str(ROOT / "suites"))
@@ -426,7 +427,8 @@ class _Refused(Exception):
 def _checked_rig(args: argparse.Namespace, extra: list[str]) -> tuple[Path, Rig]:
     """The rig file and the rig, the port on the command line applied; _Refused when the
     rig, the baseline, the port or the worker options will not do."""
-    rig_path = args.rig.resolve() if args.rig else DEFAULT_RIG
+    named = args.rig or os.environ.get(RIG_ENV)
+    rig_path = Path(named).resolve() if named else DEFAULT_RIG
     try:
         rig = load_rig(rig_path)
     except RigError as exc:

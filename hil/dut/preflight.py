@@ -46,7 +46,7 @@ def _device_problem(path: str) -> str | None:
         mode = Path(path).stat().st_mode
     except FileNotFoundError:
         return (f"{where}: no such device (unplugged, switched off, or another name); "
-                f"{_ports_here()}; {_LIST_HINT}; check [dut] port or --port")
+                f"{_ports_here()}; {_LIST_HINT}; check [dut] port or --l506-port")
     except OSError as exc:
         return f"{where}: {exc.strerror}; {_LIST_HINT}"
     if not stat.S_ISCHR(mode):
@@ -72,7 +72,7 @@ def _tcp_problem(url: str, timeout: float) -> str | None:
     except OSError as exc:
         why = exc.strerror or str(exc)
     return (f"cannot open the module's port {url}: {why}; is the server (ser2net, "
-            f"`hil sim --tcp`) running there? check [dut] port or --port; for a local "
+            f"`hil sim --tcp`) running there? check [dut] port or --l506-port; for a local "
             f"port, {_LIST_HINT} and {_DIALOUT_HINT}")
 
 

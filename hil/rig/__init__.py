@@ -7,6 +7,7 @@ budgets and the acceptance thresholds, and imports no serial stack, so offline t
 
 from hil.rig.file import (
     HARDWARE_LINK_WAIT_SCALE,
+    RIG_ENV,
     BrokerConfig,
     DutConfig,
     LabgridConfig,
@@ -24,6 +25,7 @@ from hil.rig.thresholds import THRESHOLD_HELP, Thresholds
 
 __all__ = [
     "HARDWARE_LINK_WAIT_SCALE",
+    "RIG_ENV",
     "THRESHOLD_HELP",
     "BrokerConfig",
     "DutConfig",

@@ -327,6 +327,11 @@ class _Checker:
         return out
 
 
+#: The environment variable naming the rig file when the command line does not (pytest's
+#: --l506-rig, `hil run --rig`); docs/plugin.md.
+RIG_ENV = "L506_RIG"
+
+
 def load_rig(path: str | Path) -> Rig:
     """Read and check a rig file; RigError says what is wrong and where."""
     path = Path(path)
@@ -498,7 +503,7 @@ def _strings(check: _Checker, where: str, data: Mapping[str, Any]) -> dict[str, 
 
 
 def with_port(rig: Rig, port: str) -> Rig:
-    """The rig with its module on `port` (the `--port` option).
+    """The rig with its module on `port` (the `--l506-port` option).
 
     A hardware rig keeps its name, power and settings: the same bench, its module on another
     port. A simulator rig becomes a rig of its own, "module on <port>", with no power

@@ -57,14 +57,14 @@ def pytest_command(
     `targeted`: only the tests marked with the bug's clause."""
     command = [
         sys.executable, "-m", "pytest", "suites", "-x", "-q", "-p", "no:cacheprovider",
-        "--report-dir", str(report_dir),
+        "--l506-report-dir", str(report_dir),
     ]
     if profile:
-        command += ["--sim-profile", profile]
+        command += ["--l506-sim-profile", profile]
     if bug:
-        command += ["--sim-bug", bug]
+        command += ["--l506-sim-bug", bug]
         if targeted:
-            command += ["--clause", BUGS[bug][0]]
+            command += ["--l506-clause", BUGS[bug][0]]
     return command
 
 
