@@ -48,7 +48,7 @@ def mask_bytes(
 def scan(folder: Path, secrets: Iterable[str]) -> list[tuple[Path, int]]:
     """Files under `folder` holding a secret: (path, index of the secret in `secrets`)."""
     wanted = [(i, s.encode("utf-8")) for i, s in enumerate(secrets) if len(s) >= SCAN_MIN_LEN]
-    found = []
+    found: list[tuple[Path, int]] = []
     if not wanted:
         return found
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):

@@ -25,6 +25,7 @@ import pytest
 from hil.broker import Broker
 from hil.dut.device import Device
 from hil.l506.types import MPUBEX_MESSAGE_MAX
+from hil.report.records import THROUGHPUT, Throughput, ThroughputSeries, write_record
 from hil.report.timing import echo_bytes, line_bytes, line_rate_fraction, line_seconds, stats
 from suites.expect import bring_up, expect_result, tear_down
 
@@ -41,15 +42,13 @@ def payload(qos: int, index: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def throughput_record(run_dir: Path) -> Iterator[dict[str, Any]]:
+def throughput_record(run_dir: Path) -> Iterator[dict[str, ThroughputSeries]]:
     """The figures of each QoS, written to throughput.json when the module is done."""
-    record: dict[str, Any] = {}
-    yield record
-    if record:
-        document = {"clause": "MPUBEX-4", "messages_per_qos": N, "message_bytes": SIZE,
-                    **record}
-        (run_dir / "throughput.json").write_text(json.dumps(document, indent=2) + "\n",
-                                                 encoding="utf-8")
+    series: dict[str, ThroughputSeries] = {}
+    yield series
+    if series:
+        write_record(run_dir / THROUGHPUT, Throughput(series, clause="MPUBEX-4",
+                                                      messages_per_qos=N, message_bytes=SIZE))
 
 
 def _ms(figures: list[float]) -> dict[str, float] | None:
@@ -60,7 +59,8 @@ def _ms(figures: list[float]) -> dict[str, float] | None:
 @pytest.mark.spec("MPUBEX-4")
 @pytest.mark.parametrize("qos", [0, 1, 2])
 def test_mpubex_1360_back_to_back(
-    dut: Device, broker: Broker, peer, names, qos: int, throughput_record: dict[str, Any]
+    dut: Device, broker: Broker, peer, names, qos: int,
+    throughput_record: dict[str, ThroughputSeries],
 ) -> None:
     """N × 1360-byte MPUBEX back to back: every message arrives, complete, in order (and
     once, at QoS 2); throughput, latencies and the share of the line rate are reported."""
@@ -110,14 +110,14 @@ def test_mpubex_1360_back_to_back(
         for m, o in zip(sent, outcomes, strict=True)
     ]
     per_message = serial / N
-    figures = {
-        "messages": N,
-        "seconds": round(elapsed, 4),
-        "messages_per_s": round(N / elapsed, 2),
-        "payload_bytes_per_s": round(N * SIZE / elapsed, 1),
-        "publish_latency_ms": _ms([x for x in publish_ms if x is not None]),
-        "end_to_end_latency_ms": _ms(end_to_end_ms),
-        "line": {
+    figures = ThroughputSeries(
+        messages=N,
+        seconds=round(elapsed, 4),
+        messages_per_s=round(N / elapsed, 2),
+        payload_bytes_per_s=round(N * SIZE / elapsed, 1),
+        publish_latency_ms=_ms([x for x in publish_ms if x is not None]),
+        end_to_end_latency_ms=_ms(end_to_end_ms),
+        line={
             "baud": baud,
             "bytes_to_module": tx,
             "bytes_from_module": rx,
@@ -127,10 +127,10 @@ def test_mpubex_1360_back_to_back(
             "limit_messages_per_s": round(1 / line_seconds(round(per_message), baud), 2),
             "fraction": round(line_rate_fraction(serial, baud, elapsed) or 0.0, 4),
         },
-        "duplicates": duplicates,
-    }
+        duplicates=duplicates,
+    )
     throughput_record[f"qos{qos}"] = figures
-    text = json.dumps(figures, indent=2)
+    text = json.dumps(figures.to_json(), indent=2)
     allure.attach(text, name=f"throughput QoS {qos}", attachment_type=allure.attachment_type.JSON)
-    print(f"QoS {qos}: {figures['messages_per_s']} msg/s, {figures['payload_bytes_per_s']} B/s, "
-          f"line fraction {figures['line']['fraction']}")
+    print(f"QoS {qos}: {figures.messages_per_s} msg/s, {figures.payload_bytes_per_s} B/s, "
+          f"line fraction {figures.line['fraction']}")

@@ -217,7 +217,7 @@ def test_inject_spec() -> None:
 def test_hil_bench_is_a_subcommand() -> None:
     args = build_parser().parse_args(["bench", "--roundtrips", "10", "--no-embedded",
                                       "--out", "x.json"])
-    assert args.func is bench.run
+    assert args.func is bench.main
     assert (args.roundtrips, args.no_embedded, args.out) == (10, True, Path("x.json"))
 
 

@@ -19,6 +19,7 @@ from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
 from hil.farm.lease import PlaceBusy, busy_message
 from hil.farm.merge import environment_lines, merge_modules
 from hil.report.categories import classify
+from hil.report.records import ModuleSummary
 from hil.rig import RigError, rig_from_dict
 
 
@@ -185,13 +186,25 @@ def test_merge_labels_every_test_with_its_module(tmp_path: Path) -> None:
     assert "Module\\ l506-1=V3.2 \\u00b7 IMEI 86612304*******" in env
 
 
+def test_a_worker_record_that_cannot_be_read_is_left_out_and_named(tmp_path: Path) -> None:
+    _worker(tmp_path, "gw0", "l506-1", [("t.py::a[l506-1]", "passed")])
+    broken = tmp_path / "modules" / "gw1" / "results.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"run": {}, "tests": [{"nodeid": 7}]}')
+    merged = merge_modules(tmp_path, None)
+    assert merged is not None
+    assert [t.nodeid for t in merged.results.tests] == ["t.py::a[l506-1]"]
+    assert [str(e) for e in merged.refused] == [
+        f"{broken}: tests[0].nodeid must be a string, not 7"]
+
+
 def test_merge_without_workers_leaves_the_run_alone(tmp_path: Path) -> None:
     assert merge_modules(tmp_path, None) is None
     assert not (tmp_path / "results.json").exists()
 
 
 def test_environment_lines_escape_module_names() -> None:
-    text = environment_lines("", [{"module": "a b:c", "firmware": None, "imei": None}])
+    text = environment_lines("", (ModuleSummary(module="a b:c", folder="modules/a b:c"),))
     assert text == "Module\\ a\\ b\\:c=? \\u00b7 IMEI ?\n"
 
 

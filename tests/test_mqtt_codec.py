@@ -418,3 +418,10 @@ def test_encode_rejects_non_packets() -> None:
 def test_largest_string_field_is_accepted() -> None:
     packet = Publish("x" * 65_535, b"")
     assert decode_one(encode(packet)) == packet
+
+
+def test_a_qos_1_or_2_publish_is_acknowledged_by_its_packet_id() -> None:
+    assert Publish("t", b"x", 1, packet_id=7).ack_id == 7
+    assert Publish("t", b"x", 2, packet_id=65535).ack_id == 65535
+    with pytest.raises(ValueError, match="QoS 0"):
+        _ = Publish("t", b"x").ack_id

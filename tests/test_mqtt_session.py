@@ -434,9 +434,10 @@ def test_keepalive_runs_before_connack() -> None:
 def test_disconnect_queues_disconnect_and_closes() -> None:
     session = connected_session(keepalive=10)
     session.publish("t", b"last", 0, False, 1.0)
+    assert not session.closed
     session.disconnect(1.0)
     assert session.data_to_send() == wire(Publish("t", b"last")) + b"\xe0\x00"
-    assert not session.connected
+    assert not session.connected and session.closed
     assert session.next_deadline() is None
     session.disconnect(2.0)  # no-op once closed
     assert session.data_to_send() == b""

@@ -131,3 +131,15 @@ def test_the_allure_result_carries_the_page_and_the_plots(tmp_path: Path) -> Non
     write_allure_result(record, tmp_path / "results", 1000)
     written = list((tmp_path / "results").glob("*-result.json"))
     assert len(written) == 1 and json.loads(written[0].read_text())["historyId"]
+
+
+def test_a_broken_file_is_named_on_the_page_and_the_rest_shown(tmp_path: Path) -> None:
+    folder = _run(tmp_path / "run")
+    matrix = folder / "traceability.json"
+    document = json.loads(matrix.read_text())
+    document["clauses"][0]["tests"] = "MSUB-5"
+    matrix.write_text(json.dumps(document))
+    page = render_page(load_run(folder))
+    assert f"Not read: {matrix}: clauses[0].tests must be a list" in page
+    assert "No traceability.json" in page  # its part is empty...
+    assert "L506_V3.3_TEST" in page and "Failing tests (1)" in page  # ...the others shown

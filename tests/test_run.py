@@ -127,3 +127,13 @@ def test_failing_tests_are_found_in_the_single_file_report(tmp_path: Path) -> No
         + case("b2", [{"name": "suite", "value": "gap"}])  # no nodeid: not a pytest test
         + "d('data/suites.json','e30='),])</script>")
     assert run.single_file_tests(index) == {"suites/t.py::test_x": "a1"}
+
+
+def test_the_last_line_gives_the_totals_or_why_there_are_none(tmp_path: Path) -> None:
+    assert run.summary(tmp_path) == "no results.json"
+    (tmp_path / "results.json").write_text(json.dumps(
+        {"run": {}, "tests": [], "totals": {"passed": 3, "failed": 1}}))
+    assert run.summary(tmp_path) == "1 failed, 3 passed"
+    (tmp_path / "results.json").write_text('{"run": {}, "tests": [], "totals": []}')
+    assert run.summary(tmp_path) == (
+        f"no totals: {tmp_path / 'results.json'}: totals must be a table of numbers, not []")

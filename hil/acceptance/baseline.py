@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +34,21 @@ from typing import Any
 
 from hil.masking import mask_imei
 from hil.report.files import write_atomic
+from hil.report.records import (
+    CHARACTERIZATION,
+    RESULTS,
+    THROUGHPUT,
+    TIMINGS,
+    OpenPointRecord,
+    RecordError,
+    RunInfo,
+    Sample,
+    read_characterization,
+    read_optional,
+    read_results,
+    read_throughput,
+    read_timings,
+)
 
 SCHEMA = 1
 KIND = "l506-hil firmware baseline"
@@ -111,10 +126,6 @@ def _read_json(path: Path) -> Any:
         raise SnapshotError(f"{path}: not valid JSON ({exc}): corrupt or cut short") from exc
 
 
-def _optional(path: Path) -> Any:
-    return _read_json(path) if path.is_file() else None
-
-
 def _need(condition: bool, path: Path | str, what: str) -> None:
     if not condition:
         raise SnapshotError(f"{path}: {what}")
@@ -131,8 +142,10 @@ _RUN_KEYS = ("started", "finished", "rig", "rig_file", "dut", "port", "profile",
 
 
 def _tests(document: Any, path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """node id → (outcome, clauses) of a baseline's tests table."""
     rows = document.get("tests") if isinstance(document, dict) else None
-    _need(isinstance(rows, list), path, "has no list of tests: not a results.json")
+    if not isinstance(rows, list):
+        raise SnapshotError(f"{path}: has no list of tests")
     out = {}
     for row in rows:
         _need(isinstance(row, dict) and isinstance(row.get("nodeid"), str)
@@ -144,6 +157,7 @@ def _tests(document: Any, path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 def _behaviours(records: Any, path: Path) -> dict[str, tuple[Behaviour, ...]]:
+    """clause → a baseline's characterization records, in order."""
     _need(isinstance(records, list), path, "records must be a list")
     by_clause: dict[str, list[Behaviour]] = {}
     for r in records:
@@ -156,136 +170,95 @@ def _behaviours(records: Any, path: Path) -> dict[str, tuple[Behaviour, ...]]:
     return {c: tuple(rs) for c, rs in by_clause.items()}
 
 
-def _module(row: Mapping[str, Any], default: str) -> str:
-    label = row.get("module")
-    return str(label) if label else default
-
-
-def answer_key(sample: Mapping[str, Any]) -> str:
+def answer_key(sample: Sample) -> str:
     """What a sample's time is compared under: its command, and for a refusal the word
     of it (`MCONNECT FAILURE`, `MSUB ERROR`): a refusal takes another path through the
     firmware than a success, so the two are kept apart, like with like."""
-    result, final = str(sample.get("result") or ""), str(sample.get("final") or "")
-    if "FAILURE" in result:
-        return f"{sample['command']} FAILURE"
-    return f"{sample['command']} ERROR" if "ERROR" in final else str(sample["command"])
+    if "FAILURE" in (sample.result or ""):
+        return f"{sample.command} FAILURE"
+    return f"{sample.command} ERROR" if "ERROR" in (sample.final or "") else sample.command
 
 
-def _latency(samples: Any, path: Path) -> tuple[dict[str, dict[str, list[float]]],
+def _latency(samples: Iterable[Sample]) -> tuple[dict[str, dict[str, list[float]]],
                                                  dict[str, dict[str, float]]]:
     """answer → test → response times, and answer → test → the budget they were held to
     (answers: `answer_key`)."""
     latency: dict[str, dict[str, list[float]]] = {}
     budgets: dict[str, dict[str, float]] = {}
     for s in samples:
-        _need(isinstance(s, dict) and isinstance(s.get("command"), str), path,
-              f"malformed sample {s!r}")
-        total, budget = s.get("total_ms"), s.get("budget_ms")
-        test, answer = str(s.get("test", "")), answer_key(s)
-        if isinstance(total, int | float) and not isinstance(total, bool):
-            latency.setdefault(answer, {}).setdefault(test, []).append(round(float(total), 3))
-        if isinstance(budget, int | float) and not isinstance(budget, bool):
+        answer = answer_key(s)
+        if s.total_ms is not None:
+            latency.setdefault(answer, {}).setdefault(s.test, []).append(
+                round(float(s.total_ms), 3))
+        if s.budget_ms is not None:
             held = budgets.setdefault(answer, {})
-            held[test] = max(held.get(test, 0.0), float(budget))
+            held[s.test] = max(held.get(s.test, 0.0), float(s.budget_ms))
     return latency, budgets
 
 
-#: Where a throughput.json keeps each figure, under the name a baseline keeps it by.
-_THROUGHPUT_FIGURES = {
-    "messages_per_s": ("messages_per_s",),
-    "payload_bytes_per_s": ("payload_bytes_per_s",),
-    "line_fraction": ("line", "fraction"),
-    "publish_latency_p50_ms": ("publish_latency_ms", "p50"),
-    "end_to_end_latency_p50_ms": ("end_to_end_latency_ms", "p50"),
-}
+def _behaviours_of(records: Iterable[OpenPointRecord]) -> dict[str, tuple[Behaviour, ...]]:
+    """clause → a run's open-point records, in order, as a baseline compares them."""
+    by_clause: dict[str, list[Behaviour]] = {}
+    for r in records:
+        by_clause.setdefault(r.clause, []).append(Behaviour(
+            clause=r.clause, test=r.test, sent=r.sent, got=r.got, follows=r.decision_ok,
+            decision=r.decision, note=r.note))
+    return {c: tuple(rs) for c, rs in by_clause.items()}
 
 
-def _dig(data: Any, keys: tuple[str, ...]) -> float | None:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    ok = isinstance(data, int | float) and not isinstance(data, bool)
-    return float(data) if ok else None
-
-
-def throughput_figures(document: Any) -> dict[str, dict[str, float]]:
-    """series → figure → value from a throughput.json (suites/test_throughput.py): each
-    table with a messages_per_s is a series (qos0, qos1…)."""
-    if not isinstance(document, dict):
-        return {}
-    out = {}
-    for name, value in document.items():
-        if isinstance(value, dict) and "messages_per_s" in value:
-            out[name] = {f: v for f, keys in _THROUGHPUT_FIGURES.items()
-                         if (v := _dig(value, keys)) is not None}
-    return out
+def _run_table(run: RunInfo) -> dict[str, Any]:
+    """What a Snapshot (and a baseline) keeps of a run's metadata."""
+    written = run.to_json()
+    return {k: written[k] for k in _RUN_KEYS if written.get(k) is not None}
 
 
 def snapshot_of_run(folder: Path) -> Snapshot:
     """A run folder as a Snapshot: results.json is required, the other records optional.
     Records of several modules give a pool of them (`Snapshot.modules`)."""
-    results_path = folder / "results.json"
-    _need(results_path.is_file(), folder, "not a run folder: it has no results.json")
-    results = _read_json(results_path)
-    _need(isinstance(results, dict) and isinstance(results.get("run"), dict), results_path,
-          "has no run metadata: not a results.json")
-    run = results["run"]
+    _need((folder / RESULTS).is_file(), folder, "not a run folder: it has no results.json")
+    try:
+        results = read_results(folder / RESULTS)
+        characterization = read_optional(read_characterization, folder / CHARACTERIZATION)
+        timings = read_optional(read_timings, folder / TIMINGS)
+        throughput = read_optional(read_throughput, folder / THROUGHPUT)
+    except RecordError as exc:
+        raise SnapshotError(str(exc)) from exc
+    run = results.run
     notes = []
-    if not run.get("finished"):
+    if not run.finished:
         notes.append(f"{folder.name}: the run did not finish (results.json has no end time)")
-    characterization = _optional(folder / "characterization.json")
-    timings = _optional(folder / "timings.json")
-    throughput = _optional(folder / "throughput.json")
-    identity = run.get("identity") or {}
-    if not identity and isinstance(characterization, dict):
-        identity = characterization.get("device") or {}
-    _need(isinstance(identity, dict) and all(isinstance(v, str) for v in identity.values()),
-          results_path, "the module's identity is not a table of strings")
+    identity = run.identity or (characterization.device if characterization else {})
     if timings is None:
         notes.append(f"{folder.name}: no timings.json: no latency samples")
-    default = str(run.get("module") or run.get("rig") or "module")
-    rows = results.get("tests")
-    _need(isinstance(rows, list), results_path, "has no list of tests: not a results.json")
-    records = None if characterization is None else (
-        characterization.get("records") if isinstance(characterization, dict) else None)
-    _need(records is None or isinstance(records, list), folder / "characterization.json",
-          "records must be a list")
-    samples = None if timings is None else (
-        timings.get("samples") if isinstance(timings, dict) else None)
-    _need(timings is None or isinstance(samples, list), folder / "timings.json",
-          "has no list of samples: not a timings.json")
-    labels = {_module(r, default) for part in (rows, records or [], samples or [])
-              for r in part if isinstance(r, dict)} or {default}
-    described = run.get("modules") if isinstance(run.get("modules"), dict) else {}
+    default = run.module or run.rig or "module"
+    records = characterization.records if characterization else ()
+    samples = timings.samples if timings else ()
+    labels = {r.module or default for part in (results.tests, records, samples)
+              for r in part} or {default}
+    figures = throughput.figures() if throughput else {}
     parts = []
     for label in sorted(labels):
-        own = described.get(label) if isinstance(described.get(label), dict) else {}
-        firmware = _firmware(dict(own.get("identity") or identity))
-        mine = [r for r in rows if not isinstance(r, dict) or _module(r, default) == label]
-        latency, budgets = _latency(
-            [r for r in samples or [] if not isinstance(r, dict)
-             or _module(r, default) == label], folder / "timings.json")
+        firmware = _firmware(run.module_identities.get(label) or identity)
+        latency, budgets = _latency(s for s in samples if (s.module or default) == label)
         revision = firmware.get("revision") or firmware.get("CGMR") or "unknown firmware"
         parts.append(Snapshot(
             label=f"{revision} (run {folder.name})",
             source=str(folder),
             firmware=firmware,
-            run={k: run[k] for k in _RUN_KEYS if k in run},
-            tests=_tests({"tests": mine}, results_path),
-            characterization=_behaviours(
-                [r for r in records or [] if not isinstance(r, dict)
-                 or _module(r, default) == label], folder / "characterization.json"),
+            run=_run_table(run),
+            tests={t.nodeid: (t.outcome, t.clauses) for t in results.tests
+                   if (t.module or default) == label},
+            characterization=_behaviours_of(r for r in records
+                                            if (r.module or default) == label),
             latency=latency,
-            throughput=throughput_figures(throughput) if len(labels) == 1 else {},
+            throughput=figures if len(labels) == 1 else {},
             notes=tuple(notes),
             budgets=budgets,
             module=label,
         ))
     if len(parts) == 1:
         return parts[0]
-    pooled = pool(parts, source=str(folder))
-    return replace(pooled, throughput=throughput_figures(throughput))
+    return replace(pool(parts, source=str(folder)), throughput=figures)
 
 
 _WORST_FIRST = ("error", "failed", "xpassed", "xfailed", "skipped", "passed")
@@ -296,16 +269,22 @@ def _worst(a: str, b: str) -> str:
     return min(a, b, key=lambda o: rank.get(o, len(rank)))
 
 
-def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
-    """Several modules' snapshots as one: a test's outcome is its worst on any module, its
-    records and response times those of every module in turn; throughput figures the mean
-    over the modules that have them. Each module stays in `modules` by its label."""
+def _by_label(parts: list[Snapshot]) -> dict[str, Snapshot]:
+    """Every module of `parts` by a label of its own."""
     modules: dict[str, Snapshot] = {}
     for part in parts:
         for label, one in part.by_module.items():
             if label in modules:  # two runs on one place: tell them apart by their folder
                 label = f"{label} ({Path(one.source).name})"
             modules[label] = replace(one, module=label)
+    return modules
+
+
+def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
+    """Several modules' snapshots as one: a test's outcome is its worst on any module, its
+    records and response times those of every module in turn; throughput figures the mean
+    over the modules that have them. Each module stays in `modules` by its label."""
+    modules = _by_label(parts)
     tests: dict[str, tuple[str, tuple[str, ...]]] = {}
     characterization: dict[str, list[Behaviour]] = {}
     latency: dict[str, dict[str, list[float]]] = {}
@@ -321,8 +300,8 @@ def pool(parts: list[Snapshot], *, source: str) -> Snapshot:
         for command, by_test in one.latency.items():
             for test, ms in by_test.items():
                 latency.setdefault(command, {}).setdefault(test, []).extend(ms)
-        for command, by_test in one.budgets.items():
-            for test, budget in by_test.items():
+        for command, budget_by_test in one.budgets.items():
+            for test, budget in budget_by_test.items():
                 held = budgets.setdefault(command, {})
                 held[test] = max(held.get(test, 0.0), budget)
         for name, figures in one.throughput.items():

@@ -33,7 +33,7 @@ from hil.at.exchange import (
     show_line,
 )
 from hil.at.framer import CountedLine, Line
-from hil.at.portio import PortIO
+from hil.at.portio import Port, PortIO
 from hil.at.transcript import RX, Transcript
 
 __all__ = ["AtError", "Channel", "CommandTimeout", "PortLost", "UrcMatch", "UrcTimeout"]
@@ -122,7 +122,7 @@ class Channel:
         self._exchange = Exchange(self._counted)
         self._urcs: list[Line] = []
         self._lost: str | None = None
-        self._port: serial.SerialBase | None = None
+        self._port: Port | None = None
         self._reader: threading.Thread | None = None
         self._stop = threading.Event()
         self._io: PortIO | None = None
@@ -188,7 +188,7 @@ class Channel:
         self._port, self._stop, self._reader, self._io = port, stop, reader, io
         reader.start()
 
-    def _open(self, url: str, timeout: float) -> serial.SerialBase:
+    def _open(self, url: str, timeout: float) -> Port:
         deadline = time.monotonic() + timeout
         retry = threading.Event()  # never set: a bounded pause between attempts
         while True:

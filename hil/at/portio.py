@@ -9,12 +9,30 @@ import contextlib
 import os
 import select
 import time
+from typing import Protocol
 
 import serial
 
-__all__ = ["PortIO"]
+__all__ = ["Port", "PortIO"]
 
 _BURST = 65536  # most bytes taken in one read: far more than arrives between two reads
+
+
+class Port(Protocol):
+    """The part of a pyserial port that the channel uses. Every port class pyserial opens
+    (serial.Serial, and the socket://, rfc2217://, loop:// handlers) has it; SerialBase alone
+    does not declare `in_waiting`."""
+
+    is_open: bool
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def read(self, size: int = 1, /) -> bytes: ...
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+    def close(self) -> None: ...
 
 
 class PortIO:
@@ -30,7 +48,7 @@ class PortIO:
     `loop://`) go through pyserial, reads with the count, at the port's own timeout.
     """
 
-    def __init__(self, port: serial.SerialBase) -> None:
+    def __init__(self, port: Port) -> None:
         self._port = port
         abort = getattr(port, "pipe_abort_read_r", None)
         fd = getattr(port, "fd", None)

@@ -21,6 +21,8 @@ from types import MappingProxyType, TracebackType
 from typing import IO, Self
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from hil.broker.config import (
     AclRule,
@@ -465,13 +467,13 @@ class Broker:
         refused: list[str] = []
 
         def on_connect(client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                       reason: mqtt.ReasonCode, properties: object) -> None:
+                       reason: ReasonCode, properties: object) -> None:
             if reason.is_failure:
                 refused.append(str(reason))
             connected.set()
 
         kicker = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=False,
             protocol=mqtt.MQTTv311,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from types import ModuleType
 
 from hil.cli import (
@@ -21,12 +22,14 @@ from hil.cli import (
 from hil.tools import bench, console, mutants
 from hil.version import harness_version
 
+__all__ = ["build_parser", "main"]
+
 
 class _Version(argparse.Action):
     """`--version`, asking git for the commit only when it is given."""
 
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
-        super().__init__(option_strings, dest, nargs=0, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=help)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
         print(f"{parser.prog} {harness_version()}")
@@ -53,8 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the harness's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
-        extra = {"allow_abbrev": False, "usage": _RUN_USAGE} if name == "run" else {}
-        command = sub.add_parser(name, help=module.HELP, **extra)  # type: ignore[arg-type]
+        if name == "run":
+            command = sub.add_parser(name, help=module.HELP, allow_abbrev=False, usage=_RUN_USAGE)
+        else:
+            command = sub.add_parser(name, help=module.HELP)
         module.add_arguments(command)
         command.set_defaults(func=module.main)
     return parser
@@ -67,5 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "pytest_args"):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.pytest_args = extra
-    return args.func(args)
+    run: Callable[[argparse.Namespace], int] = args.func  # the subcommand's main
+    return run(args)
 

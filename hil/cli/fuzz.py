@@ -23,7 +23,7 @@ from hil.fuzz.replay import ScriptError, load_script
 from hil.fuzz.runner import Finding, Report, fuzz, run_case
 from hil.report.files import write_atomic
 from hil.sim.bugs import BUGS, FUZZ_BUGS
-from hil.sim.profiles import PROFILES, profile_named
+from hil.sim.profiles import PROFILES, Profile, profile_named
 
 HELP = "grammar-based AT fuzzing of the MQTT commands; findings as regression tests"
 
@@ -162,32 +162,47 @@ def main(args: argparse.Namespace) -> int:
     profile = profile_named(args.profile)
     bugs = frozenset(args.bug)
     if args.replay is not None:
-        try:
-            case = load_script(args.replay)
-        except ScriptError as exc:
-            print(f"hil fuzz: {exc}", file=sys.stderr)
-            return 2
-        violation = run_case(case, profile, bugs)
-        for step in case.lines():
-            print(f"  {show_step(step)}")
-        if violation is None:
-            print(f"no oracle objects (profile {profile.name}"
-                  + (f", bugs {', '.join(sorted(bugs))})" if bugs else ")"))
-            return 0
-        print(f"{violation.oracle}: {violation.detail} (step {violation.step + 1})")
-        return 1
+        return _replay(args.replay, profile, bugs)
     if args.against is not None:
-        from hil.fuzz import differential
+        return _differential(args, profile, bugs)
+    return _hunt(args, profile, bugs)
 
-        try:
-            other = profile_named(args.against)
-        except ValueError as exc:
-            print(f"hil fuzz: {exc}", file=sys.stderr)
-            return 2
-        drawn = differential.draw_cases(args.cases or 300, args.seed, args.max_steps)
-        found = differential.compare(profile, other, drawn, bugs_b=bugs)
-        print(differential.render(profile, other, found))
-        return 1 if found.unexplained or found.unmodelled else 0
+
+def _replay(script: Path, profile: Profile, bugs: frozenset[str]) -> int:
+    """--replay: a finding's script, run once more and judged."""
+    try:
+        case = load_script(script)
+    except ScriptError as exc:
+        print(f"hil fuzz: {exc}", file=sys.stderr)
+        return 2
+    violation = run_case(case, profile, bugs)
+    for step in case.lines():
+        print(f"  {show_step(step)}")
+    if violation is None:
+        print(f"no oracle objects (profile {profile.name}"
+              + (f", bugs {', '.join(sorted(bugs))})" if bugs else ")"))
+        return 0
+    print(f"{violation.oracle}: {violation.detail} (step {violation.step + 1})")
+    return 1
+
+
+def _differential(args: argparse.Namespace, profile: Profile, bugs: frozenset[str]) -> int:
+    """--against: the same drawn cases on two firmwares, every answer compared."""
+    from hil.fuzz import differential
+
+    try:
+        other = profile_named(args.against)
+    except ValueError as exc:
+        print(f"hil fuzz: {exc}", file=sys.stderr)
+        return 2
+    drawn = differential.draw_cases(args.cases or 300, args.seed, args.max_steps)
+    differences = differential.compare(profile, other, drawn, bugs_b=bugs)
+    print(differential.render(profile, other, differences))
+    return 1 if differences.unexplained or differences.unmodelled else 0
+
+
+def _hunt(args: argparse.Namespace, profile: Profile, bugs: frozenset[str]) -> int:
+    """A hunt for a time or a number of cases, on the model or on a real port."""
     if args.minutes is None and args.cases is None:
         print("hil fuzz: say how long: --minutes N or --cases N", file=sys.stderr)
         return 2
@@ -221,15 +236,19 @@ def main(args: argparse.Namespace) -> int:
         module.close()
     print(summary(report))
     if args.json is not None:
-        covered, total = report.coverage()
-        write_atomic(args.json, json.dumps({
-            "profile": profile.name, "bugs": sorted(bugs), "cases": report.cases,
-            "seconds": round(report.seconds, 1), "cases_per_s": round(report.rate, 1),
-            "coverage": [covered, total],
-            "covered": sorted(f"{c}[{k}]={n}" for (c, k), n in report.covered.items()),
-            "findings": [{"oracle": f.violation.oracle, "detail": f.violation.detail,
-                          "commands": f.case.command_count, "seconds": round(f.seconds, 1),
-                          "name": finding_name(f)} for f in report.findings],
-        }, indent=1) + "\n")
+        _write_figures(args.json, report, profile, bugs)
     return 1 if report.findings else 0
 
+
+def _write_figures(path: Path, report: Report, profile: Profile, bugs: frozenset[str]) -> None:
+    """--json: the hunt's figures and findings, for CI."""
+    covered, total = report.coverage()
+    write_atomic(path, json.dumps({
+        "profile": profile.name, "bugs": sorted(bugs), "cases": report.cases,
+        "seconds": round(report.seconds, 1), "cases_per_s": round(report.rate, 1),
+        "coverage": [covered, total],
+        "covered": sorted(f"{c}[{k}]={n}" for (c, k), n in report.covered.items()),
+        "findings": [{"oracle": f.violation.oracle, "detail": f.violation.detail,
+                      "commands": f.case.command_count, "seconds": round(f.seconds, 1),
+                      "name": finding_name(f)} for f in report.findings],
+    }, indent=1) + "\n")

@@ -35,7 +35,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     print(f"PTY {recorder.client_port}", flush=True)
     stop = threading.Event()
-    watcher = threading.Thread(target=lambda: recorder.wait() and stop.set(), daemon=True)
+
+    def stop_when_the_port_ends() -> None:
+        if recorder.wait():
+            stop.set()
+
+    watcher = threading.Thread(target=stop_when_the_port_ends, daemon=True)
     watcher.start()
     try:
         until_signal(stop, args.seconds)

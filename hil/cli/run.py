@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import io
 import json
 import os
 import re
@@ -40,6 +41,7 @@ from hil.dut.preflight import broker_port_problem, port_problem
 from hil.masking import scan
 from hil.report import page
 from hil.report.files import write_atomic
+from hil.report.records import RESULTS, RecordError, read_results
 from hil.rig import Rig, RigError, load_rig, rig_warnings, with_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,17 +220,18 @@ def stream(command: list[str], log: Path, timeout_s: float) -> int:
     with log.open("wb") as sink:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert proc.stdout is not None
+        reader = proc.stdout  # buffered (Popen's default bufsize): read1 takes what is there
+        assert isinstance(reader, io.BufferedReader)
         out = sys.stdout.buffer
         killer = _Deadline(proc, timeout_s)
         try:
-            while chunk := proc.stdout.read1(65536):
+            while chunk := reader.read1(65536):
                 out.write(chunk)
                 out.flush()
                 sink.write(chunk)
         except KeyboardInterrupt:
             with contextlib.suppress(KeyboardInterrupt):  # pytest got it too: keep its summary
-                for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+                for chunk in iter(lambda: reader.read1(65536), b""):
                     sink.write(chunk)
         finally:
             status = killer.wait()
@@ -374,10 +377,48 @@ def check_secrets(run: Path, secrets_file: Path, rig_secrets: list[str]) -> list
 
 
 def summary(run: Path) -> str:
-    with contextlib.suppress(OSError, ValueError):
-        totals = json.loads((run / "results.json").read_text())["totals"]
-        return ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items()))
-    return "no results.json"
+    """The run's totals for its last line; why there are none, when results.json is
+    missing or cannot be read."""
+    if not (run / RESULTS).exists():
+        return "no results.json"
+    try:
+        totals = read_results(run / RESULTS).totals
+    except RecordError as exc:
+        return f"no totals: {exc}"
+    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items()))
+
+
+class _Refused(Exception):
+    """`hil run` stops before pytest starts: the reason (one line) and the exit status."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def _checked_rig(args: argparse.Namespace, extra: list[str]) -> tuple[Path, Rig]:
+    """The rig file and the rig, the port on the command line applied; _Refused when the
+    rig, the baseline, the port or the worker options will not do."""
+    rig_path = args.rig.resolve() if args.rig else DEFAULT_RIG
+    try:
+        rig = load_rig(rig_path)
+    except RigError as exc:
+        raise _Refused(str(exc), 4) from None
+    problem = args.baseline and gate.check_baseline(args.baseline)
+    if problem:
+        raise _Refused(f"--baseline: {problem}", NO_COMPARISON)
+    port = port_option(extra)
+    if port and port != rig.dut.port:
+        rig = with_port(rig, port)
+    problem = preflight_problem(rig)
+    if problem:
+        raise _Refused(problem, USAGE_ERROR)
+    for warning in rig_warnings(rig):
+        print(f"hil run: warning: {warning}", file=sys.stderr)
+    workers = getattr(args, "workers", 0)
+    if workers < 0 or (getattr(args, "split", None) and not workers):
+        raise _Refused("--each and --share go with -n N (N modules at once)", 4)
+    return rig_path, rig
 
 
 def main(args: argparse.Namespace) -> int:
@@ -385,28 +426,14 @@ def main(args: argparse.Namespace) -> int:
     reports = (args.reports or ROOT / "reports").resolve()
     try:
         allure = allure_binary()
-        rig_path = args.rig.resolve() if args.rig else DEFAULT_RIG
-        rig = load_rig(rig_path)
-    except (RunError, RigError) as exc:
+        rig_path, rig = _checked_rig(args, extra)
+    except RunError as exc:
         print(f"hil run: {exc}", file=sys.stderr)
-        return REPORT_FAILED if isinstance(exc, RunError) else 4
-    problem = args.baseline and gate.check_baseline(args.baseline)
-    if problem:
-        print(f"hil run: --baseline: {problem}", file=sys.stderr)
-        return NO_COMPARISON
-    port = port_option(extra)
-    if port and port != rig.dut.port:
-        rig = with_port(rig, port)
-    problem = preflight_problem(rig)
-    if problem:
-        print(f"hil run: {problem}", file=sys.stderr)
-        return USAGE_ERROR
-    for warning in rig_warnings(rig):
-        print(f"hil run: warning: {warning}", file=sys.stderr)
+        return REPORT_FAILED
+    except _Refused as exc:
+        print(f"hil run: {exc}", file=sys.stderr)
+        return exc.status
     workers = getattr(args, "workers", 0)
-    if workers < 0 or (getattr(args, "split", None) and not workers):
-        print("hil run: --each and --share go with -n N (N modules at once)", file=sys.stderr)
-        return 4
     run = new_run_dir(reports)
     print(f"hil run: rig {rig.name!r}, results in {run}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hil-run-") as private:
@@ -436,6 +463,14 @@ def main(args: argparse.Namespace) -> int:
             print(f"hil run: SECRET LEAKED: {leak}", file=sys.stderr)
         print(f"hil run: secrets leaked into {run}: do not publish it", file=sys.stderr)
         outcome = SECRET_LEAKED
+    _say_where(run, reports, status, index, allure)
+    if args.keep is not None:
+        _prune(reports, args.keep)
+    return outcome
+
+
+def _say_where(run: Path, reports: Path, status: int, index: Path | None, allure: Path) -> None:
+    """The closing lines: pytest's status, and where the results and reports are."""
     print(f"hil run: pytest exit status {status}: {summary(run)}")
     print(f"hil run: results  {run}")
     if index is not None:
@@ -444,9 +479,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"hil run: as file  {run / SINGLE_FILE / 'index.html'}")
         print(f"hil run: view it  {allure} open {run / 'html'}")
     print(f"hil run: latest   {reports / 'latest'} -> {run.name}")
-    if args.keep is not None:
-        removed = prune_runs(reports, args.keep)
-        if removed:
-            print(f"hil run: --keep {args.keep}: deleted {len(removed)} older run folder(s), "
-                  f"{removed[0].name} to {removed[-1].name}")
-    return outcome
+
+
+def _prune(reports: Path, keep: int) -> None:
+    """--keep N: only the newest N run folders stay."""
+    removed = prune_runs(reports, keep)
+    if removed:
+        print(f"hil run: --keep {keep}: deleted {len(removed)} older run folder(s), "
+              f"{removed[0].name} to {removed[-1].name}")

@@ -6,3 +6,5 @@ re-enumerated; preflight.py checks the port and the broker's port before a run; 
 reads and sets the USB adapter's latency timer. Import the modules themselves: this package
 re-exports nothing, so reading one of them does not load the rest.
 """
+
+__all__ = ["device", "portfind", "preflight", "recovery", "usbserial"]

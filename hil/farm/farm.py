@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hil.farm.labgrid import ROOT, Labgrid, LabgridError, labgrid_program
+from hil.farm.labgrid import ROOT, Labgrid, LabgridError, PlaceState, labgrid_program
 
 DEFAULT_DIR = ROOT / ".farm"
 #: The simulated modules' device time scale: MIPSTART-7's minute passes in 3 s.
@@ -73,7 +73,14 @@ def exporter_name(place: str) -> str:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) of an AF_INET socket
+        return port
+
+
+def _serial_available(place: PlaceState | None) -> bool:
+    """Whether the place is known and its serial port published and available."""
+    port = None if place is None else place.serial()
+    return port is not None and port.avail
 
 
 def _spawn(command: list[str], log: Path, env: dict[str, str] | None = None,
@@ -242,8 +249,7 @@ def wait_available(lg: Labgrid, places: list[str],
                 raise FarmError(f"labgrid-exporter for {place} exited with "
                                 f"{exporter.returncode}: see {folder}/exporter-{place}.log")
         states = {s.name: s for s in lg.places()}
-        missing = [p for p in places
-                   if p not in states or not (states[p].serial() and states[p].serial().avail)]
+        missing = [p for p in places if not _serial_available(states.get(p))]
         if not missing:
             return
         if time.monotonic() > deadline:

@@ -12,11 +12,29 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
+from typing import Protocol
 
-from labgrid.remote.client import start_session  # type: ignore[import-not-found]
+from labgrid.remote.client import start_session
 
 
-def _resources(session, place) -> list[dict]:
+class _Resource(Protocol):
+    """What this script reads of a resource in labgrid's client session (untyped)."""
+
+    cls: str
+    avail: bool
+    params: Mapping[str, object]
+
+
+class _Place(Protocol):
+    def getmatch(self, path: tuple[str, str, str, str]) -> object | None: ...
+
+
+class _Session(Protocol):
+    resources: Mapping[str, Mapping[str, Mapping[str, _Resource]]]
+
+
+def _resources(session: _Session, place: _Place) -> list[dict[str, object]]:
     found = []
     for exporter, groups in sorted(session.resources.items()):
         for group_name, group in sorted(groups.items()):

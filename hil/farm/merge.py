@@ -10,40 +10,56 @@ totals), and puts one line per module into the Allure report's environment.
 from __future__ import annotations
 
 import contextlib
-import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from hil.report.files import write_atomic
+from hil.report.records import (
+    RESULTS,
+    ModuleSummary,
+    RecordError,
+    ResultRow,
+    RunInfo,
+    RunResults,
+    read_results,
+    write_record,
+)
 
 #: Environment keys that describe one module: replaced by one line per module.
 _PER_MODULE = ("DUT", "Model", "Firmware", "CGMR", "IMEI", "Port")
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    with contextlib.suppress(OSError, ValueError):
-        return json.loads(path.read_text())
-    return None
+@dataclass(frozen=True)
+class Merged:
+    """The run's merged results.json, and the records that could not be read (left out)."""
+
+    results: RunResults
+    refused: list[RecordError] = field(default_factory=list)
 
 
-def module_records(run: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Each worker's folder with its results.json, in name order."""
+def module_records(run: Path, refused: list[RecordError] | None = None
+                   ) -> list[tuple[Path, RunResults]]:
+    """Each worker's folder with its results.json, in name order; a results.json that
+    cannot be read is left out and its error added to `refused`."""
     folder = run / "modules"
     if not folder.is_dir():
         return []
     found = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        data = _load(sub / "results.json")
-        if data is not None:
-            found.append((sub, data))
+        if not (sub / RESULTS).exists():
+            continue
+        try:
+            found.append((sub, read_results(sub / RESULTS)))
+        except RecordError as exc:
+            if refused is not None:
+                refused.append(exc)
     return found
 
 
-def _rename(records: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:
+def _rename(records: list[tuple[Path, RunResults]]) -> list[tuple[Path, RunResults]]:
     """gw0 → the module's name, where that name is known and not taken."""
     out = []
     for folder, data in records:
-        module = data["run"].get("identity", {}).get("module")
+        module = data.run.identity.get("module")
         target = folder.with_name(module) if module else folder
         if module and target != folder and not target.exists():
             folder.rename(target)
@@ -52,53 +68,59 @@ def _rename(records: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict
     return out
 
 
-def merged(base: dict[str, Any] | None, records: list[tuple[Path, dict[str, Any]]],
-           run: Path) -> dict[str, Any]:
+def merged(base: RunResults | None, records: list[tuple[Path, RunResults]],
+           run: Path) -> RunResults:
     """The run's results.json: every module's tests, labelled, and a table of modules."""
-    tests: list[dict[str, Any]] = []
+    tests: list[ResultRow] = []
     modules = []
     for folder, data in records:
-        identity = data["run"].get("identity", {})
+        identity = data.run.identity
         name = identity.get("module", folder.name)
-        for test in data.get("tests", []):
-            tests.append({**test, "module": name})
-        modules.append({
-            "module": name,
-            "place": identity.get("place"),
-            "firmware": identity.get("revision"),
-            "imei": identity.get("imei"),
-            "folder": str(folder.relative_to(run)),
-            "totals": data.get("totals", {}),
-            "finished": data["run"].get("finished"),
-        })
+        tests += [replace(test, module=name) for test in data.tests]
+        modules.append(ModuleSummary(
+            module=name,
+            place=identity.get("place"),
+            firmware=identity.get("revision"),
+            imei=identity.get("imei"),
+            folder=str(folder.relative_to(run)),
+            totals=dict(data.totals),
+            finished=data.run.finished,
+        ))
     totals: dict[str, int] = {}
     for test in tests:
-        totals[test["outcome"]] = totals.get(test["outcome"], 0) + 1
-    head = dict((base or {}).get("run") or {})
-    head["modules"] = len(modules)
-    return {"run": head, "modules": modules, "totals": totals, "tests": tests}
+        totals[test.outcome] = totals.get(test.outcome, 0) + 1
+    head = replace(base.run if base is not None else RunInfo(), module_count=len(modules),
+                   module_identities={})
+    return RunResults(run=head, modules=tuple(modules), totals=totals, tests=tuple(tests))
 
 
-def environment_lines(text: str, modules: list[dict[str, Any]]) -> str:
+def environment_lines(text: str, modules: tuple[ModuleSummary, ...]) -> str:
     """environment.properties with one `Module <name>` line per module."""
     kept = [line for line in text.splitlines()
             if line and line.split("=", 1)[0] not in _PER_MODULE]
     for m in modules:
-        key = "Module\\ " + m["module"].replace(" ", "\\ ").replace("=", "\\=").replace(":", "\\:")
-        kept.append(f"{key}={m.get('firmware') or '?'} \\u00b7 IMEI {m.get('imei') or '?'}")
+        key = "Module\\ " + m.module.replace(" ", "\\ ").replace("=", "\\=").replace(":", "\\:")
+        kept.append(f"{key}={m.firmware or '?'} \\u00b7 IMEI {m.imei or '?'}")
     return "\n".join(kept) + "\n"
 
 
-def merge_modules(run: Path, alluredir: Path | None) -> dict[str, Any] | None:
+def merge_modules(run: Path, alluredir: Path | None) -> Merged | None:
     """Merge what the workers wrote; None when there was nothing to merge."""
-    records = _rename(module_records(run))
+    refused: list[RecordError] = []
+    records = _rename(module_records(run, refused))
     if not records:
         return None
-    result = merged(_load(run / "results.json"), records, run)
-    write_atomic(run / "results.json", json.dumps(result, indent=2))
+    base = None
+    if (run / RESULTS).exists():
+        try:
+            base = read_results(run / RESULTS)
+        except RecordError as exc:
+            refused.append(exc)
+    result = merged(base, records, run)
+    write_record(run / RESULTS, result)
     if alluredir is not None:
         env = alluredir / "environment.properties"
         with contextlib.suppress(OSError):
             current = env.read_text(encoding="ascii") if env.exists() else ""
-            env.write_text(environment_lines(current, result["modules"]), encoding="ascii")
-    return result
+            env.write_text(environment_lines(current, result.modules), encoding="ascii")
+    return Merged(result, refused)

@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from hil.at.framer import Framer, Line, Prompt
 from hil.fuzz.grammar import Case, Command, Data, PeerPublish, Step, command_name
@@ -112,7 +112,7 @@ class CaseRun:
             return stop.violation
         return None
 
-    def _fail(self, oracle: str, detail: str) -> None:
+    def _fail(self, oracle: str, detail: str) -> NoReturn:
         raise _Stop(Violation(oracle, detail, self.index))
 
     def _step(self, step: Step) -> None:
@@ -345,11 +345,11 @@ class CaseRun:
         self._advance(BOUND_S, until=lambda: not self.owed)
 
     def _ask(self, text: str, bound: float) -> _Command:
-        self.current = _Command(text.split("+")[-1] if "+" in text else "AT", text)
+        cmd = self.current = _Command(text.split("+")[-1] if "+" in text else "AT", text)
         self.module.send(text.encode() + b"\r")
         self._take()
-        self._advance(bound, until=lambda: self.current.final is not None)
-        cmd, self.current = self.current, None
+        self._advance(bound, until=lambda: cmd.final is not None)
+        self.current = None
         return cmd
 
     def _ask_at(self) -> None:

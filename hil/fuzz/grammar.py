@@ -17,8 +17,9 @@ publishes from the broker side.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from hypothesis import strategies as st
 
@@ -149,7 +150,7 @@ class Case:
                           indent=1)
 
     @classmethod
-    def from_dict(cls, record: dict) -> Case:
+    def from_dict(cls, record: Mapping[str, Any]) -> Case:
         kinds = {"command": Command, "data": Data, "peer": PeerPublish}
         steps = []
         for item in record["steps"]:

@@ -27,6 +27,7 @@ from hil.mqtt import (
     Connected,
     Decoder,
     Disconnect,
+    Event,
     Packet,
     Puback,
     Publish,
@@ -53,30 +54,38 @@ class BrokerView:
     _out: dict[int, Publish] = field(default_factory=dict)
 
     def packet(self, direction: str, packet: Packet) -> None:
-        match direction, packet:
-            case (_, Connack(return_code=0)):
+        match packet:
+            case Connack(return_code=0):
                 self.connected = True
-            case (_, Disconnect()):
+            case Disconnect():
                 self.connected = False
-            case (d, Publish(qos=0)) if d == TO_BROKER:
+            case _ if direction == TO_BROKER:
+                self._from_module(packet)
+            case _ if direction == FROM_BROKER:
+                self._to_module(packet)
+
+    def _from_module(self, packet: Packet) -> None:
+        match packet:
+            case Publish(qos=0 | 1):
                 self.received.append(packet)
-            case (d, Publish(qos=1)) if d == TO_BROKER:
-                self.received.append(packet)
-            case (d, Publish(qos=2, packet_id=pid)) if d == TO_BROKER:
-                self._qos2.setdefault(pid, packet)  # type: ignore[arg-type]
-            case (d, Pubrel(packet_id=pid)) if d == TO_BROKER:
+            case Publish(qos=2, ack_id=pid):
+                self._qos2.setdefault(pid, packet)
+            case Pubrel(packet_id=pid):
                 message = self._qos2.pop(pid, None)
                 if message is not None:
                     self.received.append(message)
-            case (d, Publish(qos=0)) if d == FROM_BROKER:
-                if self.connected:
-                    self.handed.append(packet)
-            case (d, Publish(packet_id=pid)) if d == FROM_BROKER:
-                self._out[pid] = packet  # type: ignore[index]
-            case (d, Puback(packet_id=pid) | Pubrec(packet_id=pid)) if d == TO_BROKER:
+            case Puback(packet_id=pid) | Pubrec(packet_id=pid):
                 message = self._out.pop(pid, None)
                 if message is not None:
                     self.acknowledged.append(message)
+
+    def _to_module(self, packet: Packet) -> None:
+        match packet:
+            case Publish(qos=0):
+                if self.connected:
+                    self.handed.append(packet)
+            case Publish(qos=1 | 2, ack_id=pid):
+                self._out[pid] = packet
 
 
 class _ViewTap(MqttTap):
@@ -120,7 +129,7 @@ def publish_once(host: str, port: int, topic: str, payload: bytes, qos: int,
     deadline = time.monotonic() + timeout
     with socket.create_connection((host, port), timeout=timeout) as sock:
 
-        def wait_for(done: Callable[[list[object]], bool]) -> None:
+        def wait_for(done: Callable[[list[Event]], bool]) -> None:
             sock.sendall(session.data_to_send())
             while time.monotonic() < deadline:
                 data = sock.recv(4096)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 from hil.at.channel import Channel
 from hil.at.exchange import CommandSpec, Response
@@ -94,6 +94,13 @@ class MessagesResult(CommandResult):
     invalid: bool = False
 
 
+class _Verdict(TypedDict):
+    """The fields every CommandResult has beside its response."""
+
+    ok: bool
+    result: Result | None
+
+
 def _or(timeout: float | None, default: float) -> float:
     return default if timeout is None else timeout
 
@@ -178,14 +185,14 @@ class L506:
         return CommandResult(response=response, **self._verdict(response, spec))
 
     @staticmethod
-    def _verdict(response: Response, spec: CommandSpec) -> dict[str, Any]:
+    def _verdict(response: Response, spec: CommandSpec) -> _Verdict:
         result = None if response.result is None else parse_result(response.result)
         success = spec.result is None or (result is not None and result.success)
         return {"ok": response.ok and success, "result": result}
 
     def _value(
-        self, text: str, spec: CommandSpec, timeout: float, value: Callable[[Response], Any]
-    ) -> ValueResult:
+        self, text: str, spec: CommandSpec, timeout: float, value: Callable[[Response], T | None]
+    ) -> ValueResult[T]:
         response = self._send(text, spec, timeout)
         return ValueResult(
             response=response, value=value(response), **self._verdict(response, spec)

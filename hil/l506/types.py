@@ -86,7 +86,7 @@ def parse_result(line: Line | bytes | str) -> Result:
     return Result(
         name=m.group(1).decode(),
         success=m.group(2) == b"SUCCESS",
-        type=ResultType(code) if known else None,
+        type=ResultType(code) if code is not None and known else None,
         code=code,
     )
 

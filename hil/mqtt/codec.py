@@ -11,8 +11,9 @@ passwords are `str` (UTF-8 on the wire); payloads and will messages are raw `byt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeGuard
 
 PROTOCOL_NAME = "MQTT"
 PROTOCOL_LEVEL = 4
@@ -52,7 +53,7 @@ def _check_bytes(value: object, what: str, limit: int) -> None:
         raise ValueError(f"{what} is {len(value)} bytes, the limit is {limit}")
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -159,6 +160,14 @@ class Publish:
                 raise ValueError("DUP must be 0 for QoS 0 (MQTT-3.3.1-2)")
         else:
             _check_packet_id(self.packet_id)
+
+    @property
+    def ack_id(self) -> int:
+        """The packet id that acknowledges a QoS 1 or 2 PUBLISH (the constructor saw to it
+        that it has one); ValueError for QoS 0."""
+        if self.packet_id is None:
+            raise ValueError("a QoS 0 PUBLISH has no packet id")
+        return self.packet_id
 
 
 @dataclass(frozen=True)
@@ -340,41 +349,40 @@ def _connect_body(packet: Connect) -> bytes:
     return _string(PROTOCOL_NAME) + bytes((PROTOCOL_LEVEL, flags)) + _u16(packet.keepalive) + tail
 
 
+#: The fixed header's first byte of each packet type; PUBLISH adds its flags (DUP, QoS,
+#: RETAIN); SUBSCRIBE, UNSUBSCRIBE and PUBREL carry the required 0b0010 (MQTT-2.2.2-2).
+_FIRST_BYTE: dict[type, int] = {
+    Connect: 0x10, Connack: 0x20, Publish: 0x30, Puback: 0x40, Pubrec: 0x50, Pubrel: 0x62,
+    Pubcomp: 0x70, Subscribe: 0x82, Suback: 0x90, Unsubscribe: 0xA2, Unsuback: 0xB0,
+    Pingreq: 0xC0, Pingresp: 0xD0, Disconnect: 0xE0,
+}
+
+
 def encode(packet: Packet) -> bytes:
     """The complete wire form of `packet`: fixed header, variable header and payload."""
+    if type(packet) not in _FIRST_BYTE:
+        raise TypeError(f"not an MQTT packet: {packet!r}")
+    first = _FIRST_BYTE[type(packet)]
     match packet:
         case Connect():
-            first, body = 0x10, _connect_body(packet)
+            body = _connect_body(packet)
         case Connack(session_present=present, return_code=code):
-            first, body = 0x20, bytes((1 if present else 0, code))
+            body = bytes((1 if present else 0, code))
         case Publish(topic=topic, payload=payload, qos=qos, packet_id=packet_id):
-            first = 0x30 | (0x08 if packet.dup else 0) | qos << 1 | (1 if packet.retain else 0)
+            first |= (0x08 if packet.dup else 0) | qos << 1 | (1 if packet.retain else 0)
             body = _string(topic) + (b"" if packet_id is None else _u16(packet_id)) + payload
-        case Puback(packet_id=packet_id):
-            first, body = 0x40, _u16(packet_id)
-        case Pubrec(packet_id=packet_id):
-            first, body = 0x50, _u16(packet_id)
-        case Pubrel(packet_id=packet_id):
-            first, body = 0x62, _u16(packet_id)
-        case Pubcomp(packet_id=packet_id):
-            first, body = 0x70, _u16(packet_id)
+        case (Puback(packet_id=packet_id) | Pubrec(packet_id=packet_id)
+              | Pubrel(packet_id=packet_id) | Pubcomp(packet_id=packet_id)
+              | Unsuback(packet_id=packet_id)):
+            body = _u16(packet_id)
         case Subscribe(packet_id=packet_id, topics=topics):
-            first = 0x82
             body = _u16(packet_id) + b"".join(_string(t) + bytes((q,)) for t, q in topics)
         case Suback(packet_id=packet_id, return_codes=codes):
-            first, body = 0x90, _u16(packet_id) + bytes(codes)
+            body = _u16(packet_id) + bytes(codes)
         case Unsubscribe(packet_id=packet_id, topics=topics):
-            first, body = 0xA2, _u16(packet_id) + b"".join(_string(t) for t in topics)
-        case Unsuback(packet_id=packet_id):
-            first, body = 0xB0, _u16(packet_id)
-        case Pingreq():
-            first, body = 0xC0, b""
-        case Pingresp():
-            first, body = 0xD0, b""
-        case Disconnect():
-            first, body = 0xE0, b""
-        case _:
-            raise TypeError(f"not an MQTT packet: {packet!r}")
+            body = _u16(packet_id) + b"".join(_string(t) for t in topics)
+        case _:  # PINGREQ, PINGRESP, DISCONNECT: the fixed header alone
+            body = b""
     return bytes((first,)) + encode_remaining_length(len(body)) + body
 
 
@@ -512,44 +520,42 @@ def _parse_id_only(r: _Reader) -> int:
     return packet_id
 
 
+def _parse_suback(r: _Reader) -> Suback:
+    packet_id = r.u16("packet id")
+    return Suback(packet_id, tuple(r.rest()))
+
+
+def _with_id(make: Callable[[int], Packet]) -> Callable[[_Reader], Packet]:
+    """The parser of a packet whose body is its packet id alone."""
+    return lambda r: make(_parse_id_only(r))
+
+
+def _bodiless(make: Callable[[], Packet]) -> Callable[[_Reader], Packet]:
+    """The parser of a packet that has no body."""
+
+    def parse(r: _Reader) -> Packet:
+        r.end()
+        return make()
+
+    return parse
+
+
+#: The body's parser of each control packet type but PUBLISH (which also needs the flags),
+#: by the first byte's high nibble, checked before the body was read (_check_first_byte).
+_PARSERS: dict[int, Callable[[_Reader], Packet]] = {
+    1: _parse_connect, 2: _parse_connack, 4: _with_id(Puback), 5: _with_id(Pubrec),
+    6: _with_id(Pubrel), 7: _with_id(Pubcomp), 8: _parse_subscribe, 9: _parse_suback,
+    10: _parse_unsubscribe, 11: _with_id(Unsuback), 12: _bodiless(Pingreq),
+    13: _bodiless(Pingresp), 14: _bodiless(Disconnect),
+}
+
+
 def _parse(first: int, body: bytes) -> Packet:
     kind = first >> 4
     name = _TYPES[kind][0]
     r = _Reader(name, body)
     try:
-        match kind:
-            case 1:
-                return _parse_connect(r)
-            case 2:
-                return _parse_connack(r)
-            case 3:
-                return _parse_publish(r, first & 0x0F)
-            case 4:
-                return Puback(_parse_id_only(r))
-            case 5:
-                return Pubrec(_parse_id_only(r))
-            case 6:
-                return Pubrel(_parse_id_only(r))
-            case 7:
-                return Pubcomp(_parse_id_only(r))
-            case 8:
-                return _parse_subscribe(r)
-            case 9:
-                packet_id = r.u16("packet id")
-                return Suback(packet_id, tuple(r.rest()))
-            case 10:
-                return _parse_unsubscribe(r)
-            case 11:
-                return Unsuback(_parse_id_only(r))
-            case 12:
-                r.end()
-                return Pingreq()
-            case 13:
-                r.end()
-                return Pingresp()
-            case _:  # 14, DISCONNECT: the first byte was checked before the body was read
-                r.end()
-                return Disconnect()
+        return _parse_publish(r, first & 0x0F) if kind == 3 else _PARSERS[kind](r)
     except MalformedPacket:
         raise
     except (ValueError, TypeError) as exc:

@@ -148,6 +148,11 @@ class ClientSession:
         """True from an accepting CONNACK until the session closes."""
         return self._state is _State.CONNECTED
 
+    @property
+    def closed(self) -> bool:
+        """True once the session closed (DISCONNECT sent, or the broker's data was bad)."""
+        return self._state is _State.CLOSED
+
     def data_to_send(self) -> bytes:
         """Drain the queued outbound bytes (b"" if none)."""
         data = bytes(self._out)
@@ -177,10 +182,10 @@ class ClientSession:
         if qos == 0:
             self._send(Publish(topic, payload, 0, retain), now)
             return None
-        packet = Publish(topic, payload, qos, retain, packet_id=self._allocate_id())
-        self._send(packet, now)
-        self._awaiting[packet.packet_id] = _Await.PUBACK if qos == 1 else _Await.PUBREC
-        return packet.packet_id
+        packet_id = self._allocate_id()
+        self._send(Publish(topic, payload, qos, retain, packet_id=packet_id), now)
+        self._awaiting[packet_id] = _Await.PUBACK if qos == 1 else _Await.PUBREC
+        return packet_id
 
     def disconnect(self, now: float) -> None:
         """Queue DISCONNECT (the broker then discards the will) and close; no-op once closed."""
@@ -205,7 +210,7 @@ class ClientSession:
             raise ProtocolError(str(exc)) from exc
         events: list[Event] = []
         for packet in packets:
-            if self._state is _State.CLOSED:
+            if self.closed:  # an earlier packet of this data closed it
                 break
             try:
                 events.extend(self._handle(packet, now))
@@ -279,11 +284,7 @@ class ClientSession:
                 self._settle(packet_id, _Await.PUBACK, "PUBACK")
                 return [PublishDone(packet_id)]
             case Pubrec(packet_id=packet_id):
-                # A repeated PUBREC while waiting for PUBCOMP is answered again, not an error.
-                if self._awaiting.get(packet_id) not in (_Await.PUBREC, _Await.PUBCOMP):
-                    raise ProtocolError(f"PUBREC for packet id {packet_id}, which awaits no PUBREC")
-                self._awaiting[packet_id] = _Await.PUBCOMP
-                self._send(Pubrel(packet_id), now)
+                self._on_pubrec(packet_id, now)
                 return []
             case Pubrel(packet_id=packet_id):
                 # Answered even for an unknown id (MQTT-4.3.3-2): it may stem from an earlier
@@ -294,14 +295,8 @@ class ClientSession:
             case Pubcomp(packet_id=packet_id):
                 self._settle(packet_id, _Await.PUBCOMP, "PUBCOMP")
                 return [PublishDone(packet_id)]
-            case Suback(packet_id=packet_id, return_codes=codes):
-                self._settle(packet_id, _Await.SUBACK, "SUBACK")
-                requested = self._requested_qos.pop(packet_id)
-                if len(codes) != 1:
-                    raise ProtocolError(f"SUBACK carries {len(codes)} return codes for 1 filter")
-                if codes[0] != SUBACK_FAILURE and codes[0] > requested:
-                    raise ProtocolError(f"SUBACK grants QoS {codes[0]} above requested {requested}")
-                return [Subscribed(packet_id, codes[0])]
+            case Suback():
+                return [self._on_suback(packet)]
             case Unsuback(packet_id=packet_id):
                 self._settle(packet_id, _Await.UNSUBACK, "UNSUBACK")
                 return [Unsubscribed(packet_id)]
@@ -320,6 +315,23 @@ class ClientSession:
             raise ProtocolError("CONNACK session present for a clean session (MQTT-3.2.2-1)")
         self._state = _State.CONNECTED
         return Connected(packet.session_present)
+
+    def _on_pubrec(self, packet_id: int, now: float) -> None:
+        # A repeated PUBREC while waiting for PUBCOMP is answered again, not an error.
+        if self._awaiting.get(packet_id) not in (_Await.PUBREC, _Await.PUBCOMP):
+            raise ProtocolError(f"PUBREC for packet id {packet_id}, which awaits no PUBREC")
+        self._awaiting[packet_id] = _Await.PUBCOMP
+        self._send(Pubrel(packet_id), now)
+
+    def _on_suback(self, packet: Suback) -> Event:
+        packet_id, codes = packet.packet_id, packet.return_codes
+        self._settle(packet_id, _Await.SUBACK, "SUBACK")
+        requested = self._requested_qos.pop(packet_id)
+        if len(codes) != 1:
+            raise ProtocolError(f"SUBACK carries {len(codes)} return codes for 1 filter")
+        if codes[0] != SUBACK_FAILURE and codes[0] > requested:
+            raise ProtocolError(f"SUBACK grants QoS {codes[0]} above requested {requested}")
+        return Subscribed(packet_id, codes[0])
 
     def _on_publish(self, packet: Publish, now: float) -> list[Event]:
         message = MessageReceived(packet.topic, packet.payload, packet.qos, packet.retain)

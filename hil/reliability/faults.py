@@ -24,6 +24,7 @@ from typing import Any
 
 from hil.at.channel import AtError
 from hil.dut.recovery import DutLost
+from hil.l506.api import L506, CommandResult
 from hil.reliability.relay import TO_DCE, TO_DTE
 from hil.reliability.stand import Stand
 from hil.report.categories import DUT_LOST, FIRMWARE_DEFECT, INFRASTRUCTURE, classify
@@ -45,6 +46,10 @@ EXPECTED: dict[str, frozenset[str | None]] = {
     "silent_for_good": frozenset({DUT_LOST.name}),
 }
 KINDS = tuple(EXPECTED)
+
+#: A trial's fault: `arm` sets the fault on the line and says where it will strike; `step`
+#: is what a test does meanwhile.
+Fault = tuple[Callable[[], str], Callable[[], object]]
 
 
 class HarnessHang(RuntimeError):
@@ -69,7 +74,7 @@ class Trial:
         return self.reported not in EXPECTED[self.kind] or self.hang
 
 
-def bounded(step: Callable[[], Any], seconds: float) -> BaseException | None:
+def bounded(step: Callable[[], object], seconds: float) -> BaseException | None:
     """Run `step` on a thread; its exception, or None; HarnessHang if it outlives `seconds`."""
     outcome: list[BaseException | None] = []
 
@@ -97,12 +102,12 @@ def category_of(exc: BaseException, broker_running: bool) -> str:
     return classify(message)
 
 
-def _ok(result: Any, name: str) -> None:
+def _ok(result: CommandResult, name: str) -> None:
     if not result.ok:
         raise AssertionError(f"{name} failed: {result.response.summary()}")
 
 
-def _rx_bytes(stand: Stand, step: Callable[[], Any]) -> int:
+def _rx_bytes(stand: Stand, step: Callable[[], object]) -> int:
     """Bytes the module sends in answer to `step`, measured on the line (a dry run)."""
     before = stand.relay.counts().passed[TO_DTE]
     step()
@@ -119,7 +124,7 @@ class Campaign:
         self._after: list[threading.Thread] = []
 
     @property
-    def at(self):
+    def at(self) -> L506:
         return self.stand.device.at
 
     def run(self, kind: str, index: int) -> Trial:
@@ -128,7 +133,8 @@ class Campaign:
             stand.broker.restart()
         self.recovery.prepare()
         stand.relay.clear()
-        arm, step = getattr(self, f"_{kind}")(index)
+        fault: Callable[[int], Fault] = getattr(self, f"_{kind}")
+        arm, step = fault(index)
         trial = Trial(kind, index, arm())
         exc = bounded(step, STEP_BOUND_S + HANG_MARGIN_S)
         trial.provoked = stand.relay.disarm() == 0
@@ -193,7 +199,7 @@ class Campaign:
         payload = self._payload(1, 200)
         return topic, payload, len(f"AT+MPUB={topic},1,0,".encode()) + len(payload) + 1
 
-    def _some_command(self, index: int) -> tuple[Callable[[], Any], int]:
+    def _some_command(self, index: int) -> tuple[Callable[[], None], int]:
         """A command a test sends, and its length on the line (with its CR)."""
         at = self.at
         topic, payload, mpub_len = self._mpub_command(index)
@@ -207,7 +213,7 @@ class Campaign:
             (lambda: _ok(at.mpub(topic, 1, 0, payload), "MPUB"), mpub_len),
         ])
 
-    def _silent_mid_command(self, index: int):
+    def _silent_mid_command(self, index: int) -> Fault:
         self.stand.connect(f"rel-silent-{index}")
         command, _ = self._some_command(index)
         n = _rx_bytes(self.stand, command)
@@ -222,7 +228,7 @@ class Campaign:
 
         return arm, command
 
-    def _silent_mid_mpubex_data(self, index: int):
+    def _silent_mid_mpubex_data(self, index: int) -> Fault:
         self.stand.connect(f"rel-silentx-{index}")
         data = self._payload(16, 1360)
         topic = f"rel/pubex/{index}"
@@ -236,7 +242,7 @@ class Campaign:
 
         return arm, lambda: _ok(self.at.mpubex(topic, 1, 0, data), "MPUBEX")
 
-    def _power_cut(self, index: int, publish: bool):
+    def _power_cut(self, index: int, publish: bool) -> Fault:
         self.stand.connect(f"rel-cut-{index}")
         if publish:
             data = self._payload(16, 1360)
@@ -255,13 +261,13 @@ class Campaign:
 
         return arm, step
 
-    def _power_cut_mid_command(self, index: int):
+    def _power_cut_mid_command(self, index: int) -> Fault:
         return self._power_cut(index, publish=False)
 
-    def _power_cut_mid_publish(self, index: int):
+    def _power_cut_mid_publish(self, index: int) -> Fault:
         return self._power_cut(index, publish=True)
 
-    def _broker_killed(self, index: int):
+    def _broker_killed(self, index: int) -> Fault:
         stand = self.stand
         stand.connect(f"rel-kill-{index}")
         topic, payload, n = self._mpub_command(index)
@@ -289,7 +295,7 @@ class Campaign:
 
         return arm, step
 
-    def _port_vanished(self, index: int):
+    def _port_vanished(self, index: int) -> Fault:
         stand = self.stand
         stand.connect(f"rel-vanish-{index}")
         command, n = self._some_command(index)
@@ -308,7 +314,7 @@ class Campaign:
 
         return arm, command
 
-    def _line_noise(self, index: int):
+    def _line_noise(self, index: int) -> Fault:
         stand = self.stand
         stand.connect(f"rel-noise-{index}")
         topic, payload, n_out = self._mpub_command(index)
@@ -335,7 +341,7 @@ class Campaign:
 
         return arm, step
 
-    def _silent_for_good(self, index: int):
+    def _silent_for_good(self, index: int) -> Fault:
         command = lambda: _ok(self.at.mqttstatu(), "MQTTSTATU")  # noqa: E731
         n = _rx_bytes(self.stand, command)
 

@@ -15,6 +15,7 @@ add hypothesis properties over the same oracles). Three shapes for each:
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import random
 import time
@@ -40,7 +41,7 @@ TERMINATORS = (b"\r\n", b"\r", b"\n")
 class FuzzFigures:
     target: str
     inputs: int = 0
-    bytes: int = 0
+    bytes: int = 0  # fed in; the name shadows the builtin here (`builtins.bytes` below)
     crashes: int = 0  # an exception the documented contract does not allow
     mismatches: int = 0  # events other than the oracle's
     payload_traps: int = 0  # inputs whose payloads held an OK line or terminators
@@ -48,7 +49,7 @@ class FuzzFigures:
     seconds: float = 0.0
     examples: list[str] = field(default_factory=list)
 
-    def note(self, what: str, data: bytes, exc: BaseException | None = None) -> None:
+    def note(self, what: str, data: builtins.bytes, exc: BaseException | None = None) -> None:
         if len(self.examples) < 5:
             why = f": {type(exc).__name__}: {exc}" if exc else ""
             self.examples.append(f"{what}{why} on {data[:120]!r}")

@@ -7,6 +7,7 @@ in the doc, so a run of some parts leaves the others' figures as they were.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,11 @@ def check_doc(path: Path, parts: list[str]) -> str | None:
     return None
 
 
+def _verbatim(text: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that puts `text` in as it is (no backslash escapes)."""
+    return lambda _: text
+
+
 def update_doc(path: Path, tables: dict[str, str]) -> None:
     """Replace each part's marked section of `path`; a missing marker pair is an error."""
     text = path.read_text(encoding="utf-8")
@@ -181,5 +187,5 @@ def update_doc(path: Path, tables: dict[str, str]) -> None:
             raise ValueError(f"{path}: no {begin} … {end} section to write the {part} "
                              "figures into: add the two markers")
         section = f"{begin}\n{table}\n{end}"
-        text = pattern.sub(lambda _, section=section: section, text)
+        text = pattern.sub(_verbatim(section), text)
     write_atomic(path, text)

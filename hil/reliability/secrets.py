@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.masking import MASK, scan
+from hil.report.records import RESULTS, read_results
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 #: The project's plugins, named because the generated tests live outside its tree.
@@ -115,11 +116,10 @@ def secrets_run(folder: Path, timeout_s: float = 240.0) -> dict[str, Any]:
     values = json.loads(known.read_text(encoding="utf-8"))
     log = folder / "hil-run-output.log"  # what the run printed, as an operator sees it
     log.write_bytes(done.stdout + done.stderr)
-    hits = scan(run, list(values.values())) + scan(folder, list(values.values()))
-    hits = sorted({(str(p), i) for p, i in hits
-                   if p not in (known, rig, tests)})
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
-    outcomes = {t["nodeid"].rsplit("::", 1)[-1]: t["outcome"] for t in results["tests"]}
+    found = scan(run, list(values.values())) + scan(folder, list(values.values()))
+    hits = sorted({(str(p), i) for p, i in found if p not in (known, rig, tests)})
+    results = read_results(run / RESULTS)
+    outcomes = {t.nodeid.rsplit("::", 1)[-1]: t.outcome for t in results.tests}
     masks = sum(p.read_bytes().count(MASK.encode()) for p in run.rglob("*")
                 if p.is_file() and not p.is_symlink())
     masked_spans = sum(len(v) for p in run.rglob("masked.json")

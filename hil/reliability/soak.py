@@ -23,6 +23,7 @@ from typing import Any
 
 from hil.at.channel import AtError
 from hil.at.transcript import Transcript
+from hil.l506.api import L506
 from hil.l506.types import Message, parse_msub
 from hil.reliability.relay import TO_DCE, TO_DTE
 from hil.reliability.stand import Peer, Stand
@@ -123,7 +124,7 @@ class Soak:
         self.errors: list[str] = []
 
     @property
-    def at(self):
+    def at(self) -> L506:
         return self.stand.device.at
 
     def _payload(self, key: str, ident: str, raw: bool) -> bytes:

@@ -12,17 +12,18 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from hil.at.transcript import Transcript
 from hil.broker import Broker
 from hil.dut.device import Device
 from hil.dut.recovery import Recovery
-from hil.l506.api import L506, Timeouts
+from hil.l506.api import L506, CommandResult, Timeouts
 from hil.power.simulator import SimulatorPower
 from hil.reliability.relay import LineRelay
 from hil.sim.firmware import Firmware
@@ -52,7 +53,7 @@ class Peer:
 
     def __init__(self, port: int, *, username: str | None = None,
                  password: str | None = None) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
                                   client_id=f"rel-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv311, reconnect_on_failure=False)
         if username is not None:
@@ -124,10 +125,11 @@ class Stand:
     def connect(self, client_id: str, clean: int = 1, keepalive: int = 60) -> None:
         """MCONFIG, MIPSTART, MCONNECT; AssertionError naming the step that failed."""
         at = self.device.at
-        for name, result in (("MCONFIG", lambda: at.mconfig(client_id)),
-                             ("MIPSTART", lambda: at.mipstart("127.0.0.1",
-                                                              self.broker.plain_port)),
-                             ("MCONNECT", lambda: at.mconnect(clean, keepalive))):
+        steps: tuple[tuple[str, Callable[[], CommandResult]], ...] = (
+            ("MCONFIG", lambda: at.mconfig(client_id)),
+            ("MIPSTART", lambda: at.mipstart("127.0.0.1", self.broker.plain_port)),
+            ("MCONNECT", lambda: at.mconnect(clean, keepalive)))
+        for name, result in steps:
             done = result()
             if not done.ok:
                 raise AssertionError(f"{name} failed: {done.response.summary()}")

@@ -139,6 +139,14 @@ def _checked(table: Mapping[str, Any], where: str) -> dict[str, float | None]:
     return out
 
 
+def _budget_mode(text: str) -> BudgetMode:
+    """`text` (a rig file's or the command line's) as a budget mode."""
+    for mode in MODES:
+        if text == mode:
+            return mode
+    raise BudgetError(f"budget mode {text!r} must be one of {', '.join(MODES)}")
+
+
 class Budgets:
     """Per-command budgets in ms and what exceeding one does (`mode`: fail or warn).
 
@@ -151,15 +159,14 @@ class Budgets:
     def __init__(
         self,
         limits_ms: Mapping[str, float | None] | None = None,
-        mode: BudgetMode = "fail",
+        mode: str = "fail",
         *,
         source: str = "defaults",
     ) -> None:
-        if mode not in MODES:
-            raise BudgetError(f"budget mode {mode!r} must be one of {', '.join(MODES)}")
-        table = dict(DEFAULT_BUDGETS_MS) if limits_ms is None else _checked(limits_ms, source)
-        self._limits: dict[str, float | None] = table
-        self.mode: BudgetMode = mode
+        self.mode = _budget_mode(mode)
+        table: dict[str, float | None] = (
+            dict(DEFAULT_BUDGETS_MS) if limits_ms is None else _checked(limits_ms, source))
+        self._limits = table
         self.source = source
 
     @classmethod
@@ -184,8 +191,7 @@ class Budgets:
         """A copy with `table` applied on top and, if given, another mode."""
         merged = dict(self._limits)
         merged.update(_checked(table, source or self.source))
-        return Budgets(merged, self.mode if mode is None else mode,  # type: ignore[arg-type]
-                       source=source or self.source)
+        return Budgets(merged, self.mode if mode is None else mode, source=source or self.source)
 
     def budget_for(self, command: str) -> float | None:
         """The budget in ms of a command name (as `hil.report.timing.command_key` gives

@@ -85,5 +85,6 @@ def run_labels(meta: Mapping[str, object]) -> dict[str, str]:
 def render(commands: Mapping[str, CommandFigures], meta: Mapping[str, object]) -> bytes:
     """The OpenMetrics text of a run's per-command figures, ending with `# EOF`."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_RunTimings(commands, run_labels(meta)))  # type: ignore[arg-type]
-    return generate_latest(registry)
+    registry.register(_RunTimings(commands, run_labels(meta)))
+    text: bytes = generate_latest(registry)  # prometheus_client's OpenMetrics writer is untyped
+    return text

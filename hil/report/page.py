@@ -19,10 +19,26 @@ import html
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from hil.report.records import (
+    RESULTS,
+    TIMINGS,
+    TRACEABILITY,
+    RecordError,
+    ResultRow,
+    RunInfo,
+    RunResults,
+    Timings,
+    TraceabilityMatrix,
+    read_optional,
+    read_results,
+    read_timings,
+    read_traceability,
+)
 
 #: The plots a run may have, in the order shown, with what each says.
 PLOTS = (
@@ -33,71 +49,82 @@ PLOTS = (
 )
 FAILED = ("failed", "error")
 SUMMARY_HISTORY_ID = "hil.report#run_summary"
+R = TypeVar("R")
 
 
 @dataclass
 class RunRecord:
-    """What a run's folder says, as read from its files (missing files: empty parts)."""
+    """What a run's folder says, as read from its files (missing files: None)."""
 
     name: str
-    results: dict[str, Any] = field(default_factory=dict)
-    traceability: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, Any] = field(default_factory=dict)
+    results: RunResults | None = None
+    traceability: TraceabilityMatrix | None = None
+    timings: Timings | None = None
     plots: dict[str, bytes] = field(default_factory=dict)
     comparison: str | None = None
+    #: One line per file that is there but could not be read (its part stays empty).
+    unread: tuple[str, ...] = ()
 
     @property
-    def run(self) -> dict[str, Any]:
-        return self.results.get("run", {})
+    def run(self) -> RunInfo:
+        return self.results.run if self.results is not None else RunInfo()
 
     @property
     def identity(self) -> dict[str, str]:
-        return self.run.get("identity", {})
+        return self.run.identity
 
     @property
     def firmware(self) -> str:
-        return (self.identity.get("revision") or self.timings.get("firmware")
-                or "unknown firmware")
+        timed = self.timings.firmware if self.timings is not None else None
+        return self.identity.get("revision") or timed or "unknown firmware"
 
     @property
     def rig(self) -> str:
-        return self.run.get("rig") or self.timings.get("rig") or "unknown rig"
+        timed = self.timings.rig if self.timings is not None else None
+        return self.run.rig or timed or "unknown rig"
 
     @property
-    def failures(self) -> list[dict[str, Any]]:
-        return [t for t in self.results.get("tests", []) if t.get("outcome") in FAILED]
+    def tests(self) -> tuple[ResultRow, ...]:
+        return self.results.tests if self.results is not None else ()
+
+    @property
+    def failures(self) -> list[ResultRow]:
+        return [t for t in self.tests if t.outcome in FAILED]
 
     @property
     def verdict(self) -> str:
         """passed, failed (a test failed) or "no tests"."""
-        if not self.results.get("tests"):
+        if not self.tests:
             return "no tests"
         return "failed" if self.failures else "passed"
 
 
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def load_run(folder: Path) -> RunRecord:
-    """Read a run's folder; what is missing or unreadable stays empty on the page."""
+    """Read a run's folder; what is missing or unreadable stays empty on the page, and what
+    is unreadable is named there."""
     plots = {}
     for name, _ in PLOTS:
         path = folder / "plots" / name
         if path.is_file():
             plots[name] = path.read_bytes()
     compare = folder / "compare.md"
+    unread: list[str] = []
+
+    def read(reader: Callable[[Path], R], name: str) -> R | None:
+        try:
+            return read_optional(reader, folder / name)
+        except RecordError as exc:
+            unread.append(str(exc))
+            return None
+
     return RunRecord(
         name=folder.name,
-        results=_json(folder / "results.json"),
-        traceability=_json(folder / "traceability.json"),
-        timings=_json(folder / "timings.json"),
+        results=read(read_results, RESULTS),
+        traceability=read(read_traceability, TRACEABILITY),
+        timings=read(read_timings, TIMINGS),
         plots=plots,
         comparison=compare.read_text(encoding="utf-8") if compare.is_file() else None,
+        unread=tuple(unread),
     )
 
 
@@ -129,18 +156,18 @@ def identity_rows(record: RunRecord) -> list[tuple[str, str]]:
         ("Firmware", record.firmware),
         ("Module", " ".join(x for x in (ident.get("manufacturer"), ident.get("model")) if x)),
         ("IMEI", ident.get("imei", "")),
-        ("Rig", record.rig + (f" ({run['rig_file']})" if run.get("rig_file") else "")),
-        ("DUT", str(run.get("dut") or record.timings.get("dut") or "")),
-        ("Simulator profile", str(run.get("profile") or "")),
-        ("Port", str(run.get("port") or "")),
-        ("Run", f"{run.get('started', '?')} to {run.get('finished', '?')}"),
-        ("Harness", str(run.get("harness") or "")),
+        ("Rig", record.rig + (f" ({run.rig_file})" if run.rig_file else "")),
+        ("DUT", run.dut or (record.timings.dut if record.timings is not None else "") or ""),
+        ("Simulator profile", run.profile or ""),
+        ("Port", run.port or ""),
+        ("Run", f"{run.started or '?'} to {run.finished or '?'}"),
+        ("Harness", run.harness or ""),
     ]
     return [(k, v) for k, v in rows if v]
 
 
 def _totals(record: RunRecord) -> str:
-    totals = record.results.get("totals", {})
+    totals = record.results.totals if record.results is not None else {}
     return ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items())) or "no tests"
 
 
@@ -148,7 +175,7 @@ def _failure_rows(record: RunRecord, links: Mapping[str, str],
                   transcripts: bool) -> list[list[str]]:
     rows = []
     for test in record.failures:
-        nodeid = test["nodeid"]
+        nodeid = test.nodeid
         name = _e(nodeid.split("::", 1)[-1])
         where = [f'<a href="{_e(links[nodeid])}">in the report</a>'] if nodeid in links else []
         if transcripts:
@@ -156,9 +183,9 @@ def _failure_rows(record: RunRecord, links: Mapping[str, str],
                          "transcript</a>")
         rows.append([
             name + ("<br>" + " · ".join(where) if where else ""),
-            _e(", ".join(test.get("clauses", []))),
-            _e(test.get("category") or ""),
-            f"<pre>{_e(test.get('message') or '')}</pre>",
+            _e(", ".join(test.clauses)),
+            _e(test.category or ""),
+            f"<pre>{_e(test.message or '')}</pre>",
         ])
     return rows
 
@@ -171,32 +198,32 @@ def safe_name(nodeid: str) -> str:
 def clause_rows(record: RunRecord) -> list[list[str]]:
     """One row per clause with the verdict traceability.json holds, as it holds it."""
     rows = []
-    for c in record.traceability.get("clauses", []):
+    for c in record.traceability.clauses if record.traceability is not None else ():
         tests = "<br>".join(
-            f"{_e(t['test'].split('::', 1)[-1])}: {_e(t.get('outcome', ''))}"
-            for t in c.get("tests", [])
+            f"{_e(t.test.split('::', 1)[-1])}: {_e(t.outcome)}" for t in c.tests
         )
-        kind = (c.get("kind") or "-") + ("+Q" if c.get("open_point") and c.get("kind") != "Q"
-                                         else "")
-        verdict = str(c.get("verdict", ""))
-        rows.append([_e(c.get("id", "")), _e(kind),
-                     f'<span class="v-{_e(re.sub(r"[^a-z]+", "-", verdict.lower()))}">'
-                     f"{_e(verdict)}</span>",
-                     tests or "-", _e(c.get("text", ""))])
+        kind = (c.kind or "-") + ("+Q" if c.open_point and c.kind != "Q" else "")
+        rows.append([_e(c.id), _e(kind),
+                     f'<span class="v-{_e(re.sub(r"[^a-z]+", "-", c.verdict.lower()))}">'
+                     f"{_e(c.verdict)}</span>",
+                     tests or "-", _e(c.text)])
     return rows
 
 
 def command_rows(record: RunRecord) -> list[list[str]]:
     """n, p50, p95, p99, max of sent → done, the run's budget and its verdict, per command."""
+    timings = record.timings
+    if timings is None:
+        return []
     over: dict[str, int] = {}
-    for o in record.timings.get("over_budget", []):
-        over[o["command"]] = over.get(o["command"], 0) + 1
+    for o in timings.over_budget:
+        over[o.command] = over.get(o.command, 0) + 1
     rows = []
-    for command, per in record.timings.get("commands", {}).items():
-        total = per.get("total")
+    for command, figures in timings.commands.items():
+        total = figures.total
         if not total:
             continue
-        budget = per.get("budget_ms")
+        budget = figures.budget_ms
         late = over.get(command, 0)
         if late:
             verdict = f"OVER BUDGET ({late} of {total['n']})"
@@ -259,6 +286,7 @@ def body(record: RunRecord, links: Mapping[str, str] | None = None, *,
     parts = [f"<h1>{_e(title(record))}</h1>",
              f'<p class="verdict verdict-{_e(record.verdict.replace(" ", "-"))}">'
              f"Run verdict: <b>{_e(record.verdict)}</b> ({_e(_totals(record))})</p>"]
+    parts += [f'<p class="unread">Not read: {_e(line)}</p>' for line in record.unread]
     parts.append('<h2 id="identity">Firmware, rig and module</h2>')
     parts.append(_table(("", ""), [[_e(k), _e(v)] for k, v in identity_rows(record)],
                         "identity"))
@@ -266,11 +294,11 @@ def body(record: RunRecord, links: Mapping[str, str] | None = None, *,
     parts.append(f'<h2 id="failures">Failing tests ({len(failures)})</h2>')
     parts.append(_table(("test", "clauses", "category", "message"), failures, "failures")
                  if failures else "<p>None.</p>")
-    summary = record.traceability.get("summary", {})
     parts.append('<h2 id="clauses">Verdict per clause</h2>')
-    if record.traceability:
-        parts.append("<p>" + _e(", ".join(f"{v}: {n}" for v, n in summary.items()))
-                     + f" (clauses from {_e(record.traceability.get('clauses_file', '?'))})</p>")
+    matrix = record.traceability
+    if matrix is not None:
+        parts.append("<p>" + _e(", ".join(f"{v}: {n}" for v, n in matrix.summary.items()))
+                     + f" (clauses from {_e(matrix.clauses_file or '?')})</p>")
         parts.append(_table(("clause", "kind", "verdict", "tests", "what it says"),
                             clause_rows(record), "clauses"))
     else:
@@ -281,7 +309,7 @@ def body(record: RunRecord, links: Mapping[str, str] | None = None, *,
     if rows:
         parts.append(_table(("command", "n", "p50", "p95", "p99", "max", "budget", "verdict"),
                             rows, "commands"))
-        if note := record.timings.get("latency_model"):
+        if record.timings is not None and (note := record.timings.latency_model):
             parts.append(f"<p>Latency: {_e(note)}.</p>")
     else:
         parts.append("<p>No timings.json: no command was timed.</p>")
@@ -308,7 +336,7 @@ th{background:#f2f2f2}
 pre{margin:0;white-space:pre-wrap;font-size:90%}
 .verdict-failed,.v-fail,.v-failed{color:#b00;font-weight:bold}
 .verdict-passed,.v-pass,.v-passed{color:#080}
-.v-partial,.v-characterized{color:#a60}
+.v-partial,.v-characterized,.unread{color:#a60}
 img{max-width:100%;border:1px solid #ddd}
 figure{margin:0 0 1.5em}
 nav a{margin-right:1em}
@@ -356,7 +384,7 @@ def allure_result(record: RunRecord, now_ms: int) -> tuple[dict[str, Any], dict[
     failures = record.failures
     if failures:
         message = f"{len(failures)} test(s) failed:\n" + "\n".join(
-            f"{t['nodeid']}: {_first_line(t.get('message'))}" for t in failures)
+            f"{t.nodeid}: {_first_line(t.message)}" for t in failures)
     else:
         message = f"all passed ({_totals(record)})"
     result = {

@@ -14,7 +14,6 @@ PNG plots (matplotlib, Agg backend: no display needed). See docs/timing.md.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,16 +22,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hil.report import openmetrics
+from hil.report.records import (
+    METRICS,
+    TIMINGS,
+    CommandFigures,
+    OverBudget,
+    RecordError,
+    Sample,
+    Timings,
+    read_timings,
+    write_record,
+)
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from hil.at.exchange import Response
     from hil.at.transcript import Transcript
 
 #: start bit + 8 data bits + stop bit: what one byte costs on the serial line.
 BITS_PER_BYTE = 10
-#: The figures a sample has, in the order of an exchange.
-METRICS = ("first_byte_ms", "prompt_ms", "final_ms", "result_ms", "total_ms")
-SCHEMA = 1
 
 _EXTENDED = re.compile(r"\+\s*([A-Z0-9]+)\s*(=\?|\?|=)?")
 _BASIC = re.compile(r"&?[A-Z]")
@@ -70,36 +79,6 @@ def _mpubex_args(text: str) -> tuple[int | None, int | None]:
         return int(fields[1]), int(fields[3])
     except ValueError:
         return None, None
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One command's figures; ms from the moment it was sent, None for what did not come.
-
-    `t_s` is when it was sent, in seconds from the start of the recording; `data_bytes`
-    the raw data written after the prompt (MPUBEX); `budget_ms` the budget it was held to.
-    """
-
-    command: str
-    test: str
-    phase: str
-    t_s: float
-    first_byte_ms: float | None
-    prompt_ms: float | None
-    final_ms: float | None
-    result_ms: float | None
-    total_ms: float | None
-    final: str | None = None
-    result: str | None = None
-    data_bytes: int = 0
-    qos: int | None = None
-    budget_ms: float | None = None
-    over_budget: bool = False
-    text: str = ""
-
-    def figures(self) -> dict[str, float]:
-        """The metrics this sample has, by name."""
-        return {m: v for m in METRICS if (v := getattr(self, m)) is not None}
 
 
 def sample_from(
@@ -290,43 +269,38 @@ def write_csv(path: Path, samples: Sequence[Sample], budget_of: BudgetOf | None 
     return path
 
 
-def timings_document(samples: Sequence[Sample], meta: Mapping[str, Any],
-                     budget_of: BudgetOf | None = None) -> dict[str, Any]:
+def timings_record(samples: Sequence[Sample], meta: Mapping[str, Any],
+                   budget_of: BudgetOf | None = None) -> Timings:
     """What timings.json holds: meta, per-command aggregates (with the run's budget),
     responses over budget and every sample (with the budget it was held to)."""
-    aggregates = {
-        command: {metric.removesuffix("_ms"): st.as_dict() for metric, st in metrics.items()}
-        for command, metrics in aggregate(samples).items()
-    }
     budgets = _budget_table(samples, budget_of)
-    for command, per in aggregates.items():
-        per["budget_ms"] = budgets.get(command)  # type: ignore[assignment]
-    rows = []
-    for s in samples:
-        row = asdict(s)
-        for key in ("t_s", *METRICS):
-            row[key] = _round(row[key], 6 if key == "t_s" else 3)
-        rows.append(row)
-    return {
-        "schema": SCHEMA,
-        **meta,
-        "units": "ms from the moment the command was written; t_s: s from the first sample",
-        "commands": aggregates,
-        "over_budget": [
-            {"test": s.test, "command": s.command, "text": s.text, "total_ms": _round(s.total_ms),
-             "budget_ms": s.budget_ms}
-            for s in samples if s.over_budget
-        ],
-        "samples": rows,
-    }
+    known = {k: meta[k] for k in ("generated", "dut", "rig", "firmware", "latency_model",
+                                  "baud", "tests") if k in meta}
+    return Timings(
+        samples=tuple(samples),
+        commands={command: CommandFigures(
+                      {metric.removesuffix("_ms"): st.as_dict() for metric, st in metrics.items()},
+                      budgets.get(command))
+                  for command, metrics in aggregate(samples).items()},
+        over_budget=tuple(OverBudget(command=s.command, test=s.test, text=s.text,
+                                     total_ms=_round(s.total_ms), budget_ms=s.budget_ms)
+                          for s in samples if s.over_budget),
+        extra={**{k: v for k, v in meta.items() if k not in known},
+               "units": "ms from the moment the command was written; t_s: s from the first "
+                        "sample"},
+        **known,
+    )
+
+
+def timings_document(samples: Sequence[Sample], meta: Mapping[str, Any],
+                     budget_of: BudgetOf | None = None) -> dict[str, Any]:
+    """timings.json's document (`timings_record` as JSON)."""
+    return timings_record(samples, meta, budget_of).to_json()
 
 
 def write_json(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any],
                budget_of: BudgetOf | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = timings_document(samples, meta, budget_of)
-    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-    return path
+    return write_record(path, timings_record(samples, meta, budget_of), indent=1)
 
 
 def write_openmetrics(path: Path, samples: Sequence[Sample], meta: Mapping[str, Any]) -> Path:
@@ -347,7 +321,7 @@ def write_openmetrics(path: Path, samples: Sequence[Sample], meta: Mapping[str, 
 # ---------------------------------------------------------------------------- plots
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float) -> Figure:
     """A matplotlib Figure on the Agg canvas: PNG without a display, no pyplot state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -414,7 +388,7 @@ def _boxes(samples: Sequence[Sample], path: Path, what: str, meta: Mapping[str, 
     if not groups:
         return None
     names = list(groups)
-    values = {g: [s.total_ms for s in groups[g]] for g in names}
+    values = {g: [s.total_ms for s in groups[g] if s.total_ms is not None] for g in names}
     budgets = _budget_table(samples, budget_of) if budgets_shown else {}
     fig = _figure(10, max(2.8, 0.45 * len(names) + 1.8))
     ax = fig.add_subplot()
@@ -462,6 +436,12 @@ def plot_refused(samples: Sequence[Sample], path: Path,
                   "Refused commands (ERROR or FAILURE)", meta or {}, None, budgets_shown=False)
 
 
+def _bytes_per_s(sample: Sample) -> float:
+    """An MPUBEX's payload over its whole time (the plot keeps only timed ones)."""
+    assert sample.total_ms
+    return sample.data_bytes / (sample.total_ms / 1000)
+
+
 def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int,
                            meta: Mapping[str, Any] | None = None) -> Path | None:
     """Each MPUBEX's payload bytes/s (its data over its sent → done time) in the throughput
@@ -475,8 +455,7 @@ def plot_mpubex_throughput(samples: Sequence[Sample], path: Path, baud: int,
     ax = fig.add_subplot()
     for qos in sorted({s.qos for s in points}, key=lambda q: -1 if q is None else q):
         mine = [s for s in points if s.qos == qos]
-        ax.scatter([s.t_s for s in mine],
-                   [s.data_bytes / (s.total_ms / 1000) for s in mine],  # type: ignore[operator]
+        ax.scatter([s.t_s for s in mine], [_bytes_per_s(s) for s in mine],
                    s=12, label=f"QoS {qos}" if qos is not None else "QoS ?")
     line_rate = baud / BITS_PER_BYTE
     ax.axhline(line_rate, color="tab:red", linestyle="--",
@@ -505,32 +484,32 @@ class RunPoint:
     budgets: dict[str, float | None]
 
 
-def run_point(run: str, document: Mapping[str, Any]) -> RunPoint:
-    """A RunPoint from a timings.json document."""
-    commands = document.get("commands", {})
+def run_point(run: str, timings: Timings) -> RunPoint:
+    """A RunPoint from a run's timings.json."""
     return RunPoint(
         run,
-        {c: per["total"]["p95"] for c, per in commands.items() if per.get("total")},
-        {c: per.get("budget_ms") for c, per in commands.items()},
+        {c: f.total["p95"] for c, f in timings.commands.items() if f.total and "p95" in f.total},
+        {c: f.budget_ms for c, f in timings.commands.items()},
     )
 
 
 def run_history(reports: Path, current: Path, rig: str | None,
                 limit: int = TREND_RUNS) -> list[RunPoint]:
     """The earlier runs under `reports` (folders beside `current` with a timings.json of the
-    same rig), oldest first, at most `limit - 1`: the current run comes after them."""
+    same rig), oldest first, at most `limit - 1`: the current run comes after them. A run
+    whose timings.json cannot be read is left out of the trend."""
     if not reports.is_dir():
         return []
     points = []
     for folder in sorted(p for p in reports.iterdir()
                          if p.is_dir() and not p.is_symlink() and p.name != current.name):
         try:
-            document = json.loads((folder / "timings.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            timings = read_timings(folder / TIMINGS)
+        except RecordError:
             continue
-        if rig is not None and document.get("rig") != rig:
+        if rig is not None and timings.rig != rig:
             continue
-        points.append(run_point(folder.name, document))
+        points.append(run_point(folder.name, timings))
     return points[-(limit - 1):] if limit > 1 else []
 
 
@@ -590,7 +569,7 @@ class TimingRecorder:
         returns them by name."""
         out = {
             "timings.csv": write_csv(folder / "timings.csv", self.samples, budget_of),
-            "timings.json": write_json(folder / "timings.json", self.samples,
+            TIMINGS: write_json(folder / TIMINGS, self.samples,
                                        {**meta, "baud": baud}, budget_of),
             "metrics.txt": write_openmetrics(folder / "metrics.txt", self.samples, meta),
         }

@@ -374,54 +374,71 @@ def _dut(check: _Checker, data: Mapping[str, Any]) -> DutConfig:
     find = raw.pop("find", None)
     values = check.table("[dut]", raw, {**_DUT, "find": _Key("table", None)})
     values.pop("find")
-    kind = values["kind"]
-    place = values.pop("place")
-    places = tuple([place] if isinstance(place, str) else place or ())
-    if places and values["port"]:
-        raise check.fail("[dut]", "port and place exclude each other: the place's exporter "
-                         "shares the port; remove one")
-    if len(set(places)) != len(places) or not all(p.strip() for p in places):
-        raise check.fail("[dut]", f"place = {place!r}: name each place once, none empty")
-    if kind == "hardware":
-        if not values["port"] and not places:
-            raise check.fail("[dut]", "port is required for kind = \"hardware\" (or a "
-                             "labgrid place): " + _DUT["port"].help)
-        if values["time_scale"] not in (None, 1, 1.0):
-            raise check.fail("[dut]", "time_scale applies to the simulator only: a module's "
-                             "own timeouts cannot be scaled; remove it")
-        for name in ("bugs",):
-            if values[name]:
-                raise check.fail("[dut]", f"{name} applies to the simulator only; remove it")
-        if values["link_wait_scale"] is None:
-            values["link_wait_scale"] = HARDWARE_LINK_WAIT_SCALE
-    elif values["port"]:
-        raise check.fail("[dut]", "port is for kind = \"hardware\"; the simulator makes its "
-                         "own pseudo-terminal: remove it")
-    elif find is not None:
-        raise check.fail("[dut.find]", "is for kind = \"hardware\": remove it")
+    places = _places(check, values.pop("place"), values["port"])
+    if values["kind"] == "hardware":
+        _check_hardware(check, values, places)
     else:
-        for name in ("apn", "latency_timer_ms"):
-            if values[name] is not None:
-                raise check.fail("[dut]", f"{name} is for kind = \"hardware\": the simulator "
-                                 "has no SIM nor USB adapter; remove it")
+        _check_simulated(check, values, find)
     if values["link_wait_scale"] is None:
         values["link_wait_scale"] = 1.0
     if values["time_scale"] is None:
         values["time_scale"] = 1.0
-    finder = None
-    if find is not None:
-        if not isinstance(find, dict):
-            raise check.fail("[dut]", f"find must be a table, not {_type_name(find)}")
-        finder = PortFind(**check.table("[dut.find]", find, _FIND))
-        if not (finder.by_id or finder.usb_location or finder.serial_number):
-            raise check.fail("[dut.find]", "needs by_id, usb_location or serial_number")
-        if finder.interface is not None and not finder.serial_number:
-            raise check.fail("[dut.find]", "interface goes with serial_number")
+    finder = None if find is None else _finder(check, find)
     values["bugs"] = tuple(values["bugs"])
     if places and values["bugs"]:
         raise check.fail("[dut]", "bugs: a farm's simulated module runs the firmware the farm "
                          "started; remove bugs")
     return DutConfig(**values, find=finder, places=places)
+
+
+def _places(check: _Checker, place: str | list[str] | None, port: str | None) -> tuple[str, ...]:
+    """[dut] place: one labgrid place or several, never beside a port."""
+    places = tuple([place] if isinstance(place, str) else place or ())
+    if places and port:
+        raise check.fail("[dut]", "port and place exclude each other: the place's exporter "
+                         "shares the port; remove one")
+    if len(set(places)) != len(places) or not all(p.strip() for p in places):
+        raise check.fail("[dut]", f"place = {place!r}: name each place once, none empty")
+    return places
+
+
+def _check_hardware(check: _Checker, values: dict[str, Any], places: tuple[str, ...]) -> None:
+    """A module on a bench: a port (or a place) and none of the simulator's own keys."""
+    if not values["port"] and not places:
+        raise check.fail("[dut]", "port is required for kind = \"hardware\" (or a "
+                         "labgrid place): " + _DUT["port"].help)
+    if values["time_scale"] not in (None, 1, 1.0):
+        raise check.fail("[dut]", "time_scale applies to the simulator only: a module's "
+                         "own timeouts cannot be scaled; remove it")
+    if values["bugs"]:
+        raise check.fail("[dut]", "bugs applies to the simulator only; remove it")
+    if values["link_wait_scale"] is None:
+        values["link_wait_scale"] = HARDWARE_LINK_WAIT_SCALE
+
+
+def _check_simulated(check: _Checker, values: dict[str, Any], find: object) -> None:
+    """The simulator makes its own port and has no SIM nor USB adapter."""
+    if values["port"]:
+        raise check.fail("[dut]", "port is for kind = \"hardware\"; the simulator makes its "
+                         "own pseudo-terminal: remove it")
+    if find is not None:
+        raise check.fail("[dut.find]", "is for kind = \"hardware\": remove it")
+    for name in ("apn", "latency_timer_ms"):
+        if values[name] is not None:
+            raise check.fail("[dut]", f"{name} is for kind = \"hardware\": the simulator "
+                             "has no SIM nor USB adapter; remove it")
+
+
+def _finder(check: _Checker, find: object) -> PortFind:
+    """[dut.find]: how to find the module's port again after it re-enumerated."""
+    if not isinstance(find, dict):
+        raise check.fail("[dut]", f"find must be a table, not {_type_name(find)}")
+    finder = PortFind(**check.table("[dut.find]", find, _FIND))
+    if not (finder.by_id or finder.usb_location or finder.serial_number):
+        raise check.fail("[dut.find]", "needs by_id, usb_location or serial_number")
+    if finder.interface is not None and not finder.serial_number:
+        raise check.fail("[dut.find]", "interface goes with serial_number")
+    return finder
 
 
 def _power(check: _Checker, data: Mapping[str, Any], dut: DutConfig) -> PowerConfig:

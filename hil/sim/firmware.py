@@ -22,6 +22,7 @@ from hil.mqtt import (
     Connect,
     Connected,
     ConnectRefused,
+    Event,
     MessageReceived,
     PingTimeout,
     ProtocolError,
@@ -182,7 +183,7 @@ class Firmware:
     # ------------------------------------------------------------ state that a restart loses
 
     def _reset_ram(self, *, carry_store: bool) -> None:
-        store = self.slots if carry_store else [None] * SLOTS
+        store: list[StoredMessage | None] = self.slots if carry_store else [None] * SLOTS
         next_slot = self.next_slot if carry_store else 0
         self.ready = False
         self.network_ready = False
@@ -202,7 +203,7 @@ class Firmware:
         self._link: deque[tuple[float, SocketEvent]] = deque()
         self.ceer = 0
         self.slots: list[StoredMessage | None] = store
-        self.next_slot = next_slot
+        self.next_slot: int = next_slot
         self._line = bytearray()
         self._data: _DataMode | None = None
         self._pending: list[_Pending] = []
@@ -919,26 +920,16 @@ class Firmware:
             return self._connection_broken()
         return [*self._session_events(events), *self._flush_session()]
 
-    def _session_events(self, events: list[object]) -> list[Action]:
+    def _session_events(self, events: list[Event]) -> list[Action]:
         out: list[Action] = []
         for event in events:
             match event:
                 case Connected():
-                    self._timers.pop("connack", None)
-                    self._take_pending("MCONNECT")
-                    self.connection.fire(ConnEvent.CONNACK)
-                    if self._manual_next is not None:
-                        self.manual, self._manual_next = self._manual_next, None
-                    self._record(0)
-                    late = 3.0 if self._bug("mconnect_result_late") else 0.0
-                    out.append(SerialOut(self._lines(self._result("MCONNECT", True, 0)).data, late))
+                    out.append(self._mconnect_done())
                 case ConnectRefused():
                     out += self._mconnect_failed()
                 case Subscribed(packet_id=pid, granted_qos=granted):
-                    if self._take_pending("MSUB", pid):
-                        ok = granted != 0x80
-                        self._record(0 if ok else 6)
-                        out.append(self._lines(self._result("MSUB", ok, None if ok else 6)))
+                    out += self._msub_done(pid, granted)
                 case Unsubscribed(packet_id=pid):
                     if self._take_pending("MUNSUB", pid):
                         self._record(0)
@@ -953,6 +944,25 @@ class Firmware:
                 case PingTimeout():
                     out += self._connection_broken()
         return out
+
+    def _mconnect_done(self) -> SerialOut:
+        """CONNACK accepted: MCONNECT's result, and the mode MQTTMSGSET asked for."""
+        self._timers.pop("connack", None)
+        self._take_pending("MCONNECT")
+        self.connection.fire(ConnEvent.CONNACK)
+        if self._manual_next is not None:
+            self.manual, self._manual_next = self._manual_next, None
+        self._record(0)
+        late = 3.0 if self._bug("mconnect_result_late") else 0.0
+        return SerialOut(self._lines(self._result("MCONNECT", True, 0)).data, late)
+
+    def _msub_done(self, packet_id: int, granted: int) -> list[Action]:
+        """SUBACK: MSUB's result, a FAILURE when the broker refused the filter (0x80)."""
+        if not self._take_pending("MSUB", packet_id):
+            return []
+        ok = granted != 0x80
+        self._record(0 if ok else 6)
+        return [self._lines(self._result("MSUB", ok, None if ok else 6))]
 
     def _incoming(self, topic: str, payload: bytes) -> list[Action]:
         if self._bug("urc_lost_in_prompt") and self._data is not None:

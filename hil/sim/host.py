@@ -26,9 +26,10 @@ import threading
 import time
 import tty
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from hil.sim.firmware import (
     Action,
@@ -39,6 +40,7 @@ from hil.sim.firmware import (
     SerialOut,
     SocketClosed,
     SocketData,
+    SocketEvent,
     SocketFailed,
     SocketOpened,
     StartTls,
@@ -46,6 +48,7 @@ from hil.sim.firmware import (
 )
 
 log = logging.getLogger("hil.sim")
+T = TypeVar("T")
 
 BITS_PER_BYTE = 10  # start + 8 data + stop
 PIECE = 8  # bytes handed to the port at once while pacing: 0.69 ms at 115200 baud
@@ -104,7 +107,12 @@ class _Uart:
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, baud: int | None, sink, *, precise: bool = False
+        self,
+        loop: asyncio.AbstractEventLoop,
+        baud: int | None,
+        sink: Callable[[bytes, float], None],
+        *,
+        precise: bool = False,
     ) -> None:
         self._loop = loop
         self._byte_s = BITS_PER_BYTE / baud if baud else 0.0
@@ -398,20 +406,28 @@ class SimHost:
                     task = self._loop.create_task(self._connect(action))
                     self._sockets[action.socket_id] = _Socket(task)
                 case StartTls(socket_id=sid):
-                    sock = self._sockets.get(sid)
-                    if sock is not None and sock.writer is not None:
-                        self._loop.create_task(self._start_tls(sid, sock.writer))
+                    writer = self._writer(sid)
+                    if writer is not None:
+                        self._loop.create_task(self._start_tls(sid, writer))
                 case SendSocket(socket_id=sid, data=data):
-                    sock = self._sockets.get(sid)
-                    if sock is not None and sock.writer is not None:
-                        sock.writer.write(data)
+                    writer = self._writer(sid)
+                    if writer is not None:
+                        writer.write(data)
                 case CloseSocket(socket_id=sid):
-                    sock = self._sockets.pop(sid, None)
-                    if sock is not None:
-                        sock.task.cancel()
-                        if sock.writer is not None:
-                            sock.writer.close()
+                    self._close_socket(sid)
         self._schedule()
+
+    def _writer(self, socket_id: int) -> asyncio.StreamWriter | None:
+        """The socket's writer once it is connected; None before, or for a closed socket."""
+        sock = self._sockets.get(socket_id)
+        return None if sock is None else sock.writer
+
+    def _close_socket(self, socket_id: int) -> None:
+        sock = self._sockets.pop(socket_id, None)
+        if sock is not None:
+            sock.task.cancel()
+            if sock.writer is not None:
+                sock.writer.close()
 
     def _schedule(self) -> None:
         assert self._loop is not None
@@ -427,7 +443,7 @@ class SimHost:
         self._timer = None
         self._apply(self.firmware.tick(self._loop.time()))
 
-    def _event(self, event) -> None:
+    def _event(self, event: SocketEvent) -> None:
         assert self._loop is not None
         self._apply(self.firmware.socket_event(event, self._loop.time()))
 
@@ -547,12 +563,17 @@ class Simulator:
     def firmware(self) -> Firmware:
         return self.host.firmware
 
-    def _call(self, coro_or_fn, timeout: float = 10.0):
-        if asyncio.iscoroutine(coro_or_fn):
-            return asyncio.run_coroutine_threadsafe(coro_or_fn, self._loop).result(timeout)
+    def _call(
+        self, work: Coroutine[object, object, T] | Callable[[], T], timeout: float = 10.0
+    ) -> T:
+        """Run `work` (a coroutine, or a function) on the simulator's thread; TimeoutError
+        after `timeout` seconds."""
+        if asyncio.iscoroutine(work):
+            return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
+        call = work
 
-        async def run():
-            return coro_or_fn()
+        async def run() -> T:
+            return call()
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 

@@ -106,6 +106,7 @@ class VirtualBroker:
         return bytes(out), False
 
     def _handle(self, packet: Packet) -> tuple[list[Packet], bool]:
+        """The broker's answer to one packet of the module's, and whether it disconnected."""
         match packet:
             case Connect(clean_session=clean):
                 if clean:
@@ -113,40 +114,43 @@ class VirtualBroker:
                 self.connected = True
                 return [Connack(False, 0)], False
             case Subscribe(packet_id=pid, topics=topics):
-                for topic, qos in topics:
-                    self.subscriptions[topic] = qos
+                self.subscriptions.update(topics)
                 return [Suback(pid, tuple(qos for _, qos in topics))], False
             case Unsubscribe(packet_id=pid, topics=topics):
                 for topic in topics:
                     self.subscriptions.pop(topic, None)
                 return [Unsuback(pid)], False
+            case Pingreq():
+                return [Pingresp()], False
+            case Disconnect():
+                return [], True
+        return self._message_flow(packet), False
+
+    def _message_flow(self, packet: Packet) -> list[Packet]:
+        """PUBLISH and its acknowledgements, either way."""
+        match packet:
             case Publish(qos=0):
                 self.received.append(packet)
-                return self._fan_out(packet), False
-            case Publish(qos=1, packet_id=pid):
+                return self._fan_out(packet)
+            case Publish(qos=1, ack_id=pid):
                 self.received.append(packet)
-                return [Puback(pid), *self._fan_out(packet)], False  # type: ignore[arg-type]
-            case Publish(qos=2, packet_id=pid):
-                self._inbound_qos2.setdefault(pid, packet)  # type: ignore[arg-type]
-                return [Pubrec(pid)], False  # type: ignore[arg-type]
+                return [Puback(pid), *self._fan_out(packet)]
+            case Publish(qos=2, ack_id=pid):
+                self._inbound_qos2.setdefault(pid, packet)
+                return [Pubrec(pid)]
             case Pubrel(packet_id=pid):
                 message = self._inbound_qos2.pop(pid, None)
                 out: list[Packet] = [Pubcomp(pid)]
                 if message is not None:
                     self.received.append(message)
                     out += self._fan_out(message)
-                return out, False
+                return out
             case Pubrec(packet_id=pid):
                 self._taken(pid)
-                return [Pubrel(pid)], False
+                return [Pubrel(pid)]
             case Puback(packet_id=pid):
                 self._taken(pid)
-                return [], False
-            case Pingreq():
-                return [Pingresp()], False
-            case Disconnect():
-                return [], True
-        return [], False  # PUBACK, PUBCOMP of our deliveries: nothing to answer
+        return []  # PUBCOMP of our deliveries: nothing to answer
 
     def _taken(self, packet_id: int) -> None:
         message = self._unacknowledged.pop(packet_id, None)

@@ -134,8 +134,9 @@ class SimProcess:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()),  # type: ignore[union-attr]
-                         daemon=True).start()
+        stdout = self.proc.stdout
+        assert stdout is not None  # a pipe, as asked
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
         try:
             first = lines.get(timeout=timeout)
         except queue.Empty:
@@ -263,7 +264,10 @@ def embedded_roundtrips(url: str, baud: int, count: int, warmup: int, idle_s: fl
         if done.returncode != 0 or not out.exists():
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise BenchError(f"pytest-embedded worker failed ({done.returncode}):\n{tail}")
-        return json.loads(out.read_text())
+        figures = json.loads(out.read_text())
+        if not isinstance(figures, dict):
+            raise BenchError(f"pytest-embedded worker wrote no figures table to {out}")
+        return figures
 
 
 def _thread_cpu_s(thread: threading.Thread) -> float:
@@ -481,8 +485,8 @@ def timestamp_errors(run: StampRun, inject: Mapping[str, float]) -> dict[str, An
         "samples": len(every),
         "abs_error_ms": absolute.as_dict(4),
         "signed_error_ms": signed.as_dict(4),
-        "per_command": {name: stats(abs(e) for e in errs).as_dict(4)  # type: ignore[union-attr]
-                        for name, errs in per.items()},
+        "per_command": {name: figures.as_dict(4) for name, errs in per.items()
+                        if (figures := stats(abs(e) for e in errs)) is not None},
         "p50_ms": absolute.p50,
         "p99_ms": absolute.p99,
     }
@@ -760,7 +764,7 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
     raw_ms, outer_ms, stamped_ms = _ms_list(raw), _ms_list(outer), _ms_list(stamped)
     embedded_ms = _ms_list(embedded["roundtrip_ns"]) if embedded else []
 
-    def block(values: list[float]) -> dict[str, Any] | None:
+    def summary(values: list[float]) -> dict[str, Any] | None:
         s = stats(values)
         return None if s is None else s.as_dict(4)
 
@@ -787,10 +791,10 @@ def run_bench(opts: BenchOptions, say: Callable[[str], None] = print) -> dict[st
         "roundtrip_ms": {
             "definition": "AT\\r written → OK\\r\\n read, as the caller sees it; ratios are "
                           "of medians (p50)",
-            "raw_pyserial": block(raw_ms),
-            "harness": block(outer_ms),
-            "harness_stamped": block(stamped_ms),
-            "pytest_embedded": block(embedded_ms),
+            "raw_pyserial": summary(raw_ms),
+            "harness": summary(outer_ms),
+            "harness_stamped": summary(stamped_ms),
+            "pytest_embedded": summary(embedded_ms),
             "pytest_embedded_version": None if embedded is None else embedded["version"],
         },
         "mpubex": mpubex,

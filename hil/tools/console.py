@@ -18,16 +18,23 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import serial
 
 from hil.at.framer import Framer, Line, Prompt
+from hil.at.portio import Port
 from hil.l506.types import MSUB_COUNTED, MqttStatus, ResultType, parse_result
 from hil.trace.session import RX, TX, SessionWriter
+
+if TYPE_CHECKING:  # prompt_toolkit is loaded when the console starts, not on import
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+    from prompt_toolkit.document import Document
 
 #: What each result type means (GEN-4, guide section 2.1).
 RESULT_MEANING: dict[ResultType, str] = {
@@ -255,11 +262,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where typed lines are kept between sessions")
 
 
-def _completer() -> object:
+def _completer() -> Completer:
     from prompt_toolkit.completion import Completer, Completion
 
     class MqttCompleter(Completer):
-        def get_completions(self, document, complete_event):  # type: ignore[no-untyped-def]
+        def get_completions(
+            self, document: Document, complete_event: CompleteEvent
+        ) -> Iterator[Completion]:
             before = document.text_before_cursor
             current = before.rsplit(",", 1)[-1].rsplit("=", 1)[-1] if "=" in before else before
             for value, meta in complete(before):
@@ -270,6 +279,70 @@ def _completer() -> object:
 
 def _prompt(data_length: int | None) -> str:
     return "L506> " if data_length is None else f"data ({data_length} bytes)> "
+
+
+def _show(text: str) -> None:
+    print(text, flush=True)
+
+
+class _Terminal:
+    """The console's two threads around one port: the reader prints what the module says,
+    the prompt sends what the operator types; the core, under a lock, is shared."""
+
+    def __init__(self, port: Port, writer: SessionWriter | None) -> None:
+        self.port, self.writer = port, writer
+        self.core = ConsoleCore()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.lost: list[str] = []
+
+    def read(self, session: PromptSession[str]) -> None:
+        """Until stopped or the port is gone: print each line the module sends."""
+        port = self.port
+        while not self.stop.is_set():
+            try:
+                data = port.read(max(1, port.in_waiting))
+            except (serial.SerialException, OSError) as exc:
+                self.lost.append(str(exc))
+                _show(f"{_stamp()} !!  the port is gone: {exc}; Ctrl-D to leave")
+                return
+            if not data:
+                continue
+            if self.writer is not None:
+                self.writer.chunk(RX, data, time.monotonic())
+            with self.lock:
+                lines = self.core.received(data, time.monotonic_ns())
+            for shown in lines:
+                _show(render(shown))
+            if lines and session.app.is_running:
+                session.app.invalidate()  # the prompt may change (MPUBEX data)
+
+    def type_lines(self, session: PromptSession[str]) -> None:
+        """Until Ctrl-D: send each typed line (or MPUBEX data) to the module."""
+        while True:
+            try:
+                typed = session.prompt(lambda: _prompt(self.core.data_length))
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                return
+            self.send(typed)
+
+    def send(self, typed: str) -> None:
+        with self.lock:
+            data_mode = self.core.data_length
+            data, note = self.core.line_typed(typed)
+        if note:
+            _show(f"{_stamp()} !!  {note}")
+        if data is None:
+            return
+        _show(f"{_stamp()} >>  {typed.strip() if data_mode is None else repr(data)}")
+        if self.writer is not None:
+            self.writer.chunk(TX, data, time.monotonic())
+        try:
+            self.port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            _show(f"{_stamp()} !!  cannot write to the port: {exc}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -284,68 +357,22 @@ def main(args: argparse.Namespace) -> int:
         return 2
     writer = None if args.record is None else SessionWriter(
         args.record, port=args.port, baud=args.baud, clock_start=time.monotonic())
-    core = ConsoleCore()
-    lock = threading.Lock()
-    stop = threading.Event()
-    lost: list[str] = []
-
-    def show(text: str) -> None:
-        print(text, flush=True)
-
-    def reader(emit: Callable[[str], None]) -> None:
-        while not stop.is_set():
-            try:
-                data = port.read(max(1, port.in_waiting))
-            except (serial.SerialException, OSError) as exc:
-                lost.append(str(exc))
-                emit(f"{_stamp()} !!  the port is gone: {exc}; Ctrl-D to leave")
-                return
-            if not data:
-                continue
-            if writer is not None:
-                writer.chunk(RX, data, time.monotonic())
-            with lock:
-                lines = core.received(data, time.monotonic_ns())
-            for shown in lines:
-                emit(render(shown))
-            if lines and session.app.is_running:
-                session.app.invalidate()  # the prompt may change (MPUBEX data)
-
+    terminal = _Terminal(port, writer)
     session: PromptSession[str] = PromptSession(
-        history=FileHistory(str(args.history)), completer=_completer(),  # type: ignore[arg-type]
+        history=FileHistory(str(args.history)), completer=_completer(),
         complete_while_typing=False,
     )
     print(f"hil console on {args.port}: Tab completes, Ctrl-D leaves"
           + (f"; recording to {args.record}" if args.record else ""), flush=True)
     with patch_stdout(raw=True):
-        thread = threading.Thread(target=reader, args=(show,), daemon=True)
+        thread = threading.Thread(target=terminal.read, args=(session,), daemon=True)
         thread.start()
         try:
-            while True:
-                try:
-                    typed = session.prompt(lambda: _prompt(core.data_length))
-                except KeyboardInterrupt:
-                    continue
-                except EOFError:
-                    break
-                with lock:
-                    data_mode = core.data_length
-                    data, note = core.line_typed(typed)
-                if note:
-                    show(f"{_stamp()} !!  {note}")
-                if data is None:
-                    continue
-                show(f"{_stamp()} >>  {typed.strip() if data_mode is None else repr(data)}")
-                if writer is not None:
-                    writer.chunk(TX, data, time.monotonic())
-                try:
-                    port.write(data)
-                except (serial.SerialException, OSError) as exc:
-                    show(f"{_stamp()} !!  cannot write to the port: {exc}")
+            terminal.type_lines(session)
         finally:
-            stop.set()
+            terminal.stop.set()
             thread.join(timeout=2)
             port.close()
             if writer is not None:
                 writer.close()
-    return 1 if lost else 0
+    return 1 if terminal.lost else 0

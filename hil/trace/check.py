@@ -54,7 +54,7 @@ _UNSOLICITED = re.compile(r"\+ ?MSUB: ?(?:\d+\s*$|.*?,\d+ bytes,)|\+ ?MCONNECT: 
 
 def _lines(data: bytes, unsolicited: list[str]) -> list[str]:
     """The answer's lines; unsolicited ones go to `unsolicited` instead."""
-    answer = []
+    answer: list[str] = []
     for event in Framer((MSUB_COUNTED,)).feed(data + b"\r\n", 0):
         if isinstance(event, Line):
             (unsolicited if _UNSOLICITED.match(event.text) else answer).append(event.text)
