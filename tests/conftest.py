@@ -3,9 +3,8 @@
 Two markers (docs/setup.md, "The self-test's time"):
 
 - `timed`: the test holds wall-clock time to a bound (a run stopped "at once", a latency
-  shift found between two firmwares). scripts/test runs these in a pytest of their own at
-  normal priority, beside the parallel run of the rest at low priority, so the other
-  workers' load cannot push them over their bounds.
+  shift found between two firmwares). scripts/test runs these alone, after the parallel
+  run of the rest: beside the workers' load they missed their bounds.
 - `end_to_end`: the test runs the harness in processes of its own for tens of seconds (a
   nightly run, a farm, a soak). They are collected first, so that pytest-xdist
   (`--dist loadfile --no-loadscope-reorder`) starts them at once instead of leaving one of
