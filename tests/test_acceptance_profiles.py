@@ -34,6 +34,9 @@ CUT = "suites/test_limits.py::test_incoming_message_cut_to_1360"
 #: Commands with a large firmware share of their response time: v3.3 must show them slower.
 SLOWER = {"MCONFIG", "MIPSTART", "MCONNECT", "MDISCONNECT", "MIPCLOSE"}
 
+#: The latency comparisons need the machine's time undisturbed by parallel workers.
+pytestmark = pytest.mark.timed
+
 
 def run_suites(folder: Path, profile: str) -> Path:
     done = subprocess.run(

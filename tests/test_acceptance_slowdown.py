@@ -22,6 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ALLURE = ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"
 
+pytestmark = pytest.mark.end_to_end
+
 
 def hil_run(reports: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -83,6 +83,7 @@ def test_refused_without_prompt_sends_no_data(device: FakeDevice, channel: Chann
     assert b"zzz" not in channel.transcript.tx_bytes()
 
 
+@pytest.mark.timed
 def test_timeout_on_silence_says_what_is_missing(device: FakeDevice, channel: Channel) -> None:
     device.on(b"AT+MQTTSTATU\r", b"\r\n+MQTTST")
     started = time.monotonic()
@@ -108,6 +109,7 @@ def test_channel_is_usable_after_a_timeout(device: FakeDevice, channel: Channel)
     assert channel.command("AT", PLAIN, timeout=2).ok
 
 
+@pytest.mark.timed
 def test_port_lost_surfaces_on_next_command(device: FakeDevice, channel: Channel) -> None:
     device.hang_up()
     started = time.monotonic()
@@ -120,6 +122,7 @@ def test_port_lost_surfaces_on_next_command(device: FakeDevice, channel: Channel
     assert any("port lost" in e.text for e in channel.transcript.events())
 
 
+@pytest.mark.timed
 def test_port_lost_during_command(device: FakeDevice, channel: Channel) -> None:
     timer = threading.Timer(0.1, device.hang_up)
     timer.start()

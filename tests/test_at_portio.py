@@ -14,6 +14,7 @@ import serial
 from hil.at.portio import PortIO
 
 
+@pytest.mark.timed
 def test_port_io_on_a_pty_takes_the_whole_burst_and_can_be_cancelled() -> None:
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -73,6 +74,7 @@ def test_port_io_bytes_landing_just_after_an_empty_read_are_not_a_lost_port(
         os.close(slave)
 
 
+@pytest.mark.timed
 def test_port_io_writes_everything_or_times_out_when_nobody_reads() -> None:
     master, slave = os.openpty()
     tty.setraw(slave)

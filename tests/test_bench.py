@@ -25,6 +25,9 @@ from hil.sim.host import SimConfig, Simulator, read_write_log
 from hil.sim.profiles import V32
 from hil.tools import bench
 
+#: The bench measures time: its simulator must start and answer within its bounds.
+pytestmark = pytest.mark.timed
+
 KEYS = (
     "at_roundtrip_ratio_vs_raw",
     "at_roundtrip_ratio_vs_pytest_embedded",

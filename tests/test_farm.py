@@ -38,7 +38,7 @@ def _missing() -> str | None:
 
 
 pytestmark = [pytest.mark.skipif(_missing() is not None, reason=str(_missing())),
-              pytest.mark.timeout(300)]
+              pytest.mark.timeout(300), pytest.mark.end_to_end]
 
 
 @pytest.fixture(scope="module")

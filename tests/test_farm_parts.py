@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
 import threading
 import time
 import tomllib
@@ -15,9 +16,9 @@ import pytest
 
 from hil.cli import main, run
 from hil.cli.places import places_table
-from hil.farm import farm
+from hil.farm import farm, lease
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
-from hil.farm.lease import PlaceLease, busy_message
+from hil.farm.lease import PlaceBusy, PlaceLease, busy_message
 from hil.farm.merge import environment_lines, merge_modules
 from hil.fixtures.farm import EarlyLease, _first_mine
 from hil.fixtures.spec import SPEC_ATTRIBUTE, RunOutcome, Traceability, load_clauses
@@ -111,6 +112,35 @@ def test_busy_message_names_the_holder() -> None:
     assert "still held after 5 s" in said and "l506-1 by ana-hil42 on bench" in said
     assert "release --kick" in said
     assert busy_message(states, ["l506-1"], None).startswith("waiting for place held")
+
+
+class _SlowCoordinator:
+    """A coordinator so slow that the first try to lock a held place outlasts the timeout."""
+
+    coordinator = "127.0.0.1:1"
+    identity = "bench/hil1"
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+
+    def client(self, *args: str, place: str | None = None) -> subprocess.CompletedProcess[str]:
+        self.clock[0] += 10.0
+        return subprocess.CompletedProcess(args, 1, "", "already acquired by bench/ana-hil42")
+
+    def places(self) -> list[PlaceState]:
+        return [_place("l506-1", acquired="bench/ana-hil42")]
+
+
+def test_a_held_place_is_said_to_be_waited_for_even_when_one_try_outlasts_the_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(lease.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(lease, "start_watchdog", lambda lab, places: None)
+    said: list[str] = []
+    with pytest.raises(PlaceBusy, match="still held after 3 s"):
+        lease.PlaceLease.acquire(_SlowCoordinator(clock), ["l506-1"], 3.0,  # type: ignore[arg-type]
+                                 waiting=said.append)
+    assert said == ["waiting for place held: l506-1 by ana-hil42 on bench"]
 
 
 def test_holder_and_firmware_tag() -> None:

@@ -29,6 +29,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 RIG_NAME = "bench-0 sim over tcp"
 
+pytestmark = pytest.mark.end_to_end
+
 #: Tests that need the power switch, a broker and the MQTT commands: the power backend is
 #: the part of the rig under test, so these tests must pass, not skip.
 SUBSET = [
@@ -176,6 +178,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.timed
 @pytest.mark.parametrize(("how", "limit_s"), [("hil run", 5), ("pytest", 15)])
 def test_a_wrong_port_stops_the_run_at_once_in_one_line(
     tmp_path: Path, how: str, limit_s: float

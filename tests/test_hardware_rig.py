@@ -136,6 +136,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.timed
 def test_a_socket_port_nobody_serves_is_refused_at_once() -> None:
     start = time.monotonic()
     problem = preflight.port_problem(f"socket://127.0.0.1:{_closed_port()}")

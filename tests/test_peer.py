@@ -47,6 +47,7 @@ def test_expect_by_filter_keeps_other_messages_for_later(peer: Peer, topic: str)
     assert peer.expect(f"{topic}/+").payload == b"1"
 
 
+@pytest.mark.timed
 def test_expect_times_out_with_a_clear_failure(peer: Peer, topic: str) -> None:
     peer.subscribe(topic)
     started = time.monotonic()

@@ -32,7 +32,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The install, the runs and the second install, each bounded on its own below.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.end_to_end]
 
 OUTSIDE_TEST = '''\
 import pytest

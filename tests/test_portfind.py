@@ -79,6 +79,7 @@ def test_by_id_link_follows_the_device(tmp_path: Path) -> None:
     assert find_now(PortFind(by_id=str(link))) is None
 
 
+@pytest.mark.timed
 def test_locate_waits_for_the_port_and_gives_up_in_time() -> None:
     seen = [[], [], AFTER]
 

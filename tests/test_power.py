@@ -200,6 +200,7 @@ def test_uhubctl_switches_the_hub_port(tmp_path: Path) -> None:
     assert log.read_text().splitlines() == ["-l 1-1.4 -p 3 -a off", "-l 1-1.4 -p 3 -a on"]
 
 
+@pytest.mark.timed
 def test_uhubctl_that_hangs_is_stopped(tmp_path: Path) -> None:
     fake = _script(tmp_path, "uhubctl", "sleep 30\n")
     start = time.monotonic()
@@ -345,6 +346,7 @@ def sim_device(tmp_path: Path):
         sim.close()
 
 
+@pytest.mark.timed
 def test_simulator_power_cycle_loses_ram_and_comes_back(sim_device) -> None:
     dev, sim = sim_device
     assert dev.at.mqttmsgset(1).ok and dev.at.mqttssl(1).ok and dev.at.ate(False).ok

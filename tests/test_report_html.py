@@ -27,8 +27,9 @@ HIL = [sys.executable, "-m", "hil.cli"]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ALLURE = ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"
 
-pytestmark = pytest.mark.skipif(
-    not os.access(ALLURE, os.X_OK), reason="the Allure command line is missing: run scripts/setup")
+pytestmark = [pytest.mark.skipif(not os.access(ALLURE, os.X_OK),
+                                 reason="the Allure command line is missing: run scripts/setup"),
+              pytest.mark.timeout(300), pytest.mark.end_to_end]
 
 TINY = '''
 import allure

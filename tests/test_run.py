@@ -40,6 +40,7 @@ def test_pytest_command_runs_the_suites_unless_paths_are_named(
     assert named[-2:] == [f"{tmp_path / 'test_x.py'}::test_one", "-x"]
 
 
+@pytest.mark.timed
 def test_a_run_that_overstays_is_stopped(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     log = tmp_path / "pytest.log"
     start = time.monotonic()

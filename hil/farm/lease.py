@@ -79,11 +79,13 @@ class PlaceLease:
                     said = _said(done)
                     if not _held(said):
                         raise LabgridError(f"cannot lock place {name}: {said}")
-                if time.monotonic() >= deadline:
-                    raise PlaceBusy(busy_message(lab.places(), candidates, timeout))
+                # Said once a place is found held, even when the first try alone took up
+                # the whole timeout (a slow coordinator): the run says why it waits.
                 if waiting is not None and not told:
                     waiting(busy_message(lab.places(), candidates, None))
                     told = True
+                if time.monotonic() >= deadline:
+                    raise PlaceBusy(busy_message(lab.places(), candidates, timeout))
                 if stop is not None:
                     stop.wait(POLL_S)
                 else:

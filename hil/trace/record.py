@@ -23,7 +23,7 @@ from pathlib import Path
 import serial
 
 from hil.trace.replay import CommandReplay, Emission, StrictReplay
-from hil.trace.session import RX, TX, SessionWriter
+from hil.trace.session import RX, TX, Direction, SessionWriter
 
 _POLL_S = 0.1  # how often the pass-through threads look at the stop flag
 
@@ -81,6 +81,8 @@ class Recorder:
         self._pty = _Pty(link)
         self._writer = SessionWriter(session, port=url, baud=baud, clock_start=time.monotonic())
         self._stop = threading.Event()
+        # Both threads stamp and write under one lock, so the session's times never go back.
+        self._stamping = threading.Lock()
         self.lost: str | None = None
         self._threads = [
             threading.Thread(target=self._port_to_client, name="record rx", daemon=True),
@@ -103,7 +105,7 @@ class Recorder:
                 self._lose(f"the port vanished: {exc}")
                 return
             if data:
-                self._writer.chunk(RX, data, time.monotonic())
+                self._record(RX, data)
                 self._pty.write(data)
 
     def _client_to_port(self) -> None:
@@ -111,16 +113,21 @@ class Recorder:
             data = self._pty.read(_POLL_S)
             if not data:
                 continue
-            self._writer.chunk(TX, data, time.monotonic())
+            self._record(TX, data)
             try:
                 self._port.write(data)
             except (serial.SerialException, OSError) as exc:
                 self._lose(f"cannot write to the port: {exc}")
                 return
 
+    def _record(self, direction: Direction, data: bytes) -> None:
+        with self._stamping:
+            self._writer.chunk(direction, data, time.monotonic())
+
     def _lose(self, why: str) -> None:
         self.lost = why
-        self._writer.note(why, time.monotonic())
+        with self._stamping:
+            self._writer.note(why, time.monotonic())
         self._stop.set()
 
     def wait(self, timeout: float | None = None) -> bool:
