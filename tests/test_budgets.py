@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hil.fixtures.timing import budgets_of
 from hil.report.budgets import (
     DEFAULT_BUDGETS_MS,
     OTHER,
@@ -14,15 +15,12 @@ from hil.report.budgets import (
     Violation,
     parse_override,
 )
-from hil.rig import Rig, load_rig, rig_from_dict
+from hil.rig import load_rig, rig_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 
-def budgets_of(rig: Rig) -> Budgets:
-    """As the timing fixture builds them from the rig under test."""
-    return Budgets.from_mapping(rig.budgets, rig.budget_mode, source=f"rig {rig.name}")
 
 def test_defaults_cover_every_command_of_the_guide_and_the_rest() -> None:
     guide = {"MCONFIG", "MIPSTART", "MCONNECT", "MSUB", "MUNSUB", "MPUB", "MPUBEX",
