@@ -232,6 +232,19 @@ class Soak:
             self.counters["rounds"] = self.round
 
 
+def _settle(transcript: Transcript, quiet_s: float = 0.3, limit_s: float = 3.0) -> None:
+    """Wait until the transcript has stopped growing: bytes the relay passed may still
+    sit between the line and the reader thread when the counts are taken."""
+    deadline = time.monotonic() + limit_s
+    seen = -1
+    while time.monotonic() < deadline:
+        now = len(transcript.rx_bytes()) + len(transcript.tx_bytes())
+        if now == seen:
+            return
+        seen = now
+        time.sleep(quiet_s)
+
+
 def _parse(raw: bytes) -> Message | int | None:
     try:
         return parse_msub(raw)
@@ -247,11 +260,11 @@ def soak(stand: Stand, minutes: float, seed: int,
         peer.subscribe("soak/up/#", 2)
         run.connect()
         run.one_round(peer)  # warm-up: caches, threads and buffers exist from here on
-        time.sleep(0.3)
+        channel = stand.device.channel
+        _settle(channel.transcript)
         start_rss, start_fds = rss_kib(), open_fds()
         max_rss = start_rss
         line_start = stand.relay.counts()
-        channel = stand.device.channel
         transcripts: list[Transcript] = []
         began = time.monotonic()
         end = began + minutes * 60
@@ -268,14 +281,14 @@ def soak(stand: Stand, minutes: float, seed: int,
                 next_note += 60
                 progress(f"soak: round {run.round}, rss {rss_kib()} KiB, fds {open_fds()}")
         wall = time.monotonic() - began
-        channel.transcript = Transcript()  # the last round's bytes are all in
         time.sleep(0.5)
         run.collect(peer, wait=2.0)
+        line_end = stand.relay.counts()
+        _settle(channel.transcript)  # the reader has taken every byte the relay passed
         for done in transcripts:
             run.transcript_bytes["rx"] += len(done.rx_bytes())
             run.transcript_bytes["tx"] += len(done.tx_bytes())
         transcripts.clear()
-        line_end = stand.relay.counts()
         end_rss, end_fds = rss_kib(), open_fds()
     finally:
         peer.close()
