@@ -20,6 +20,7 @@ from hil.farm import farm, lease
 from hil.farm.labgrid import LabgridError, PlaceState, firmware_tag, holder_name
 from hil.farm.lease import PlaceBusy, PlaceLease, busy_message
 from hil.farm.merge import environment_lines, merge_modules
+from hil.fixtures import farm as fixtures_farm
 from hil.fixtures.farm import EarlyLease, _first_mine
 from hil.fixtures.spec import SPEC_ATTRIBUTE, RunOutcome, Traceability, load_clauses
 from hil.report import page
@@ -154,11 +155,59 @@ def test_place_lost_is_infrastructure() -> None:
         "Infrastructure")
 
 
-def test_parallel_args() -> None:
+def test_parallel_args(tmp_path: Path) -> None:
     assert run.parallel_args(0, None) == []
     assert run.parallel_args(3, "each") == ["-n", "3", "--dist", "load", "--l506-modules", "each"]
     assert run.parallel_args(3, None) == ["-n", "3", "--dist", "worksteal", "--l506-modules",
                                               "share"]
+    earlier = tmp_path / "results.json"
+    assert run.parallel_args(3, "share", earlier)[-2:] == ["--l506-durations", str(earlier)]
+    assert "--l506-durations" not in run.parallel_args(3, "each", earlier)
+
+
+def _results(folder: Path, rig: str, tests: dict[str, float]) -> None:
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({
+        "run": {"rig": rig}, "totals": {},
+        "tests": [{"nodeid": n, "outcome": "passed", "duration_s": d} for n, d in tests.items()],
+    }))
+
+
+def test_durations_come_from_the_last_run_of_the_same_rig(tmp_path: Path) -> None:
+    assert run.earlier_durations(tmp_path, "bench-1") is None  # no run yet
+    _results(tmp_path / "2026-01-01T00-00-00Z", "bench-1", {"t": 1.0})
+    (tmp_path / "latest").symlink_to("2026-01-01T00-00-00Z")
+    assert run.earlier_durations(tmp_path, "bench-1") == tmp_path / "latest" / "results.json"
+    assert run.earlier_durations(tmp_path, "bench-2") is None  # another bench's times
+
+
+def _sharing(durations: Path | None, workers: int = 3, each: bool = False) -> SimpleNamespace:
+    options = {"--l506-durations": durations and str(durations),
+               "--l506-modules": "each" if each else "share"}
+    return SimpleNamespace(getoption=options.__getitem__,
+                           workerinput={"workerid": "gw0", "workercount": workers})
+
+
+def test_shared_tests_are_dealt_longest_first_from_the_durations(tmp_path: Path) -> None:
+    _results(tmp_path / "run", "r", {"a": 1.0, "b": 5.0, "c": 1.0, "d": 4.0})
+    items = [SimpleNamespace(nodeid=n) for n in "abcd"]
+    fixtures_farm.pytest_collection_modifyitems(_sharing(tmp_path / "run" / "results.json", 2),
+                                                items)
+    assert [i.nodeid for i in items] == ["b", "c", "d", "a"]  # slices of 6 s and 5 s
+    for config in (_sharing(None), _sharing(tmp_path / "run" / "results.json", each=True),
+                   _sharing(tmp_path / "run" / "results.json", workers=1)):
+        kept = [SimpleNamespace(nodeid=n) for n in "abcd"]
+        fixtures_farm.pytest_collection_modifyitems(config, kept)
+        assert [i.nodeid for i in kept] == list("abcd")
+
+
+def test_durations_that_cannot_be_read_keep_the_order_and_say_why(tmp_path: Path) -> None:
+    broken = tmp_path / "results.json"
+    broken.write_text("{")
+    items = [SimpleNamespace(nodeid=n) for n in "ab"]
+    with pytest.warns(pytest.PytestWarning, match="results.json"):
+        fixtures_farm.pytest_collection_modifyitems(_sharing(broken), items)
+    assert [i.nodeid for i in items] == ["a", "b"]
 
 
 def _worker(run_dir: Path, worker: str, module: str, tests: list[tuple[str, str]]) -> None:

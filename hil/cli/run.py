@@ -185,16 +185,32 @@ def _absolute(arg: str) -> str:
     return str(Path(path).resolve()) + sep + node
 
 
-def parallel_args(workers: int, split: str | None) -> list[str]:
+def parallel_args(workers: int, split: str | None, durations: Path | None = None
+                  ) -> list[str]:
     """pytest-xdist's options for N modules (fixtures/farm.py schedules --each itself).
 
-    --share: worksteal, so that a worker left idle at the end takes over another's queue
-    (the suites' long tests would otherwise leave one worker running alone).
+    --share: worksteal, so that a worker left idle at the end takes over another's queue,
+    and, given an earlier run's results.json, the longest tests dealt out first
+    (hil.farm.schedule): the suites' long tests would otherwise leave one worker running
+    alone.
     """
     if workers <= 0:
         return []
-    return ["-n", str(workers), "--dist", "load" if split == "each" else "worksteal",
+    args = ["-n", str(workers), "--dist", "load" if split == "each" else "worksteal",
             "--l506-modules", split or "share"]
+    if durations is not None and split != "each":
+        args += ["--l506-durations", str(durations)]
+    return args
+
+
+def earlier_durations(reports: Path, rig_name: str) -> Path | None:
+    """reports/latest's results.json when it is a run of the same rig (another bench's
+    durations say little of this one's), else None."""
+    path = reports / "latest" / RESULTS
+    try:
+        return path if read_results(path).run.rig == rig_name else None
+    except RecordError:
+        return None
 
 
 def pytest_command(run: Path, rig: Path, secrets_file: Path, extra: list[str]) -> list[str]:
@@ -467,7 +483,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"hil run: rig {rig.name!r}, results in {run}", flush=True)
     with tempfile.TemporaryDirectory(prefix="hil-run-") as private:
         secrets_file = Path(private, "secrets.json")
-        parallel = parallel_args(workers, getattr(args, "split", None))
+        parallel = parallel_args(workers, getattr(args, "split", None),
+                                 earlier_durations(reports, rig.name))
         command = pytest_command(run, rig_path, secrets_file, parallel + extra)
         status = stream(command, run / "pytest.log", args.max_minutes * 60)
         if status == USAGE_ERROR:  # stopped before any test: the line above says why
