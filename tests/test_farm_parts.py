@@ -161,8 +161,12 @@ def test_parallel_args(tmp_path: Path) -> None:
     assert run.parallel_args(3, None) == ["-n", "3", "--dist", "worksteal", "--l506-modules",
                                               "share"]
     earlier = tmp_path / "results.json"
-    assert run.parallel_args(3, "share", earlier)[-2:] == ["--l506-durations", str(earlier)]
-    assert "--l506-durations" not in run.parallel_args(3, "each", earlier)
+    assert run.parallel_args(3, "share", earlier)[-1] == f"--l506-durations={earlier}"
+    assert not any("durations" in a for a in run.parallel_args(3, "each", earlier))
+    earlier.write_text("{}")  # an existing file is still no test path: the suites run
+    command = run.pytest_command(tmp_path, tmp_path / "rig.toml", tmp_path / "s.json",
+                                 run.parallel_args(3, "share", earlier))
+    assert str(run.ROOT / "suites") in command
 
 
 def _results(folder: Path, rig: str, tests: dict[str, float]) -> None:

@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "says (a simulator rig runs its simulator, with --bug)")
     parser.add_argument("--against", metavar="PROFILE", default=None,
                         help="differential run: the same cases (--cases, default 300) on "
-                        "--profile and on PROFILE, every answer compared")
+                        "--profile and on PROFILE, or with --rig / --port on the module and on "
+                        "PROFILE's model, every answer compared")
     parser.add_argument("--list-bugs", action="store_true",
                         help="list the fuzz-only simulator bugs and exit")
 
@@ -206,7 +207,9 @@ def _replay(script: Path, profile: Profile, bugs: frozenset[str]) -> int:
 
 
 def _differential(args: argparse.Namespace, profile: Profile, bugs: frozenset[str]) -> int:
-    """--against: the same drawn cases on two firmwares, every answer compared."""
+    """--against: the same drawn cases on two firmwares, every answer compared: two
+    profiles of the model, or (with --rig or --port) a real module and a profile's model."""
+    from hil.dut.recovery import DutLost
     from hil.fuzz import differential
 
     try:
@@ -215,8 +218,26 @@ def _differential(args: argparse.Namespace, profile: Profile, bugs: frozenset[st
         print(f"hil fuzz: {exc}", file=sys.stderr)
         return 2
     drawn = differential.draw_cases(args.cases or 300, args.seed, args.max_steps)
-    differences = differential.compare(profile, other, drawn, bugs_b=bugs)
-    print(differential.render(profile, other, differences))
+    if args.rig is None and args.port is None:
+        differences = differential.compare(profile, other, drawn, bugs_b=bugs)
+        names = (profile.name, other.name)
+    else:
+        names = (other.name, f"the module ({args.rig or args.port})")
+        with ExitStack() as stack:
+            try:
+                module = stack.enter_context(_module(args, bugs))
+                assert module is not None
+                differences = differential.compare_module(module, other, drawn)
+            except _Refused as exc:
+                print(f"hil fuzz: {exc}", file=sys.stderr)
+                return 2
+            except DutLost as exc:
+                print(f"hil fuzz: {exc}", file=sys.stderr)
+                return 3
+    print(differential.render(*names, differences))
+    if args.json is not None:
+        write_atomic(args.json, json.dumps(differential.figures(*names, differences),
+                                           indent=1) + "\n")
     return 1 if differences.unexplained or differences.unmodelled else 0
 
 

@@ -199,7 +199,7 @@ def parallel_args(workers: int, split: str | None, durations: Path | None = None
     args = ["-n", str(workers), "--dist", "load" if split == "each" else "worksteal",
             "--l506-modules", split or "share"]
     if durations is not None and split != "each":
-        args += ["--l506-durations", str(durations)]
+        args.append(f"--l506-durations={durations}")  # one word: not taken for a test path
     return args
 
 

@@ -11,19 +11,25 @@ the firmware. The result is the fidelity report of one firmware against the othe
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from hil.at.framer import Framer, Line
-from hil.fuzz.grammar import Case, Command, Data, PeerPublish, cases
+from hil.at.framer import Framer, Line, Prompt
+from hil.fuzz.engine import CaseRun
+from hil.fuzz.grammar import BROKER, Case, Command, Data, PeerPublish, Step, cases
 from hil.l506.types import MSUB_COUNTED, MSUB_MESSAGE_MAX
 from hil.sim.profiles import Profile
 from hil.sim.virtual import VirtualModule
+
+if TYPE_CHECKING:
+    from hil.fuzz.port import PortModule
 
 STEP_S = 2.0  # device seconds each step is given before its lines are taken
 TAIL_S = 25.0  # and after the last step (a data timeout, an idle drop)
@@ -53,8 +59,9 @@ def _invalid_final(lines: list[str]) -> list[str]:
     return out
 
 
+Normaliser = Callable[[list[str]], list[str]]
 #: A documented difference (a `Profile` field) → how to make lines blind to it.
-NORMALISERS: dict[str, Callable[[list[str]], list[str]]] = {
+NORMALISERS: dict[str, Normaliser] = {
     "urc_space": _colon,
     "msub_len": _msub_len,
     "msgget_invalid_final": _invalid_final,
@@ -89,19 +96,16 @@ def transcript(case: Case, profile: Profile, bugs: frozenset[str] = frozenset()
     steps = case.lines()
     for i, step in enumerate(steps):
         match step:
-            case Command(line=line):
+            case Command():
                 framer.expect_prompt = step.name == "MPUBEX"
                 module.send(step.raw)
-                shown = line
             case Data():
                 module.send(step.raw)
-                shown = f"<data {len(step.raw)} bytes>"
             case PeerPublish(topic=topic, payload=payload, qos=qos):
                 module.peer_publish(topic, payload.encode(), qos)
-                shown = f"<broker message on {topic}>"
         module.advance(TAIL_S if i == len(steps) - 1 else STEP_S)
         lines = [e.text if isinstance(e, Line) else ">" for e in framer.feed(module.read(), 0)]
-        out.append((shown, lines))
+        out.append((_shown(step), lines))
     return out
 
 
@@ -112,24 +116,117 @@ def compare(a: Profile, b: Profile, cases: list[Case], *, bugs_b: frozenset[str]
     result = Differences(unmodelled=[f for f in fields if f not in NORMALISERS])
     normalisers = [(f, NORMALISERS[f]) for f in fields if f in NORMALISERS]
     for case in cases:
-        result.cases += 1
-        for (sent, lines_a), (_, lines_b) in zip(transcript(case, a), transcript(case, b, bugs_b),
-                                                 strict=True):
-            result.steps += 1
-            if lines_a == lines_b:
-                continue
-            na, nb = lines_a, lines_b
-            used = []
-            for name, normalise in normalisers:
-                ma, mb = normalise(na), normalise(nb)
-                if _distance(ma, mb) < _distance(na, nb):
-                    used.append(name)
-                na, nb = ma, mb
-            if na == nb:
-                result.explained.update(used)
-            else:
-                result.unexplained.append((sent, lines_a, lines_b))
+        _judge(result, normalisers, zip(transcript(case, a), transcript(case, b, bugs_b),
+                                        strict=True))
     return result
+
+
+def _judge(result: Differences, normalisers: list[tuple[str, Normaliser]],
+           pairs: Iterable[tuple[tuple[str, list[str]], tuple[str, list[str]]]]) -> None:
+    """One case's steps, side by side: each difference explained or listed."""
+    result.cases += 1
+    for (sent, lines_a), (_, lines_b) in pairs:
+        result.steps += 1
+        if lines_a == lines_b:
+            continue
+        na, nb = lines_a, lines_b
+        used = []
+        for name, normalise in normalisers:
+            ma, mb = normalise(na), normalise(nb)
+            if _distance(ma, mb) < _distance(na, nb):
+                used.append(name)
+            na, nb = ma, mb
+        if na == nb:
+            result.explained.update(used)
+        else:
+            result.unexplained.append((sent, lines_a, lines_b))
+
+
+class _Recording(CaseRun):
+    """A case driven as the fuzzer drives it (each command given its answer or its bound,
+    `AT` and `AT+MQTTSTATU` asked after each step), every line kept under the step it came
+    in. A real module answers in real time, so the steps are cut where the answers end,
+    not after a fixed time, on both sides alike."""
+
+    def __init__(self, profile: Profile, module: VirtualModule | PortModule) -> None:
+        self.steps: list[list[str]] = []
+        dialled: bytes | None = getattr(module, "dialled", None)
+        self._dialled = None if dialled is None else dialled.decode()
+        super().__init__(profile, frozenset(), module)
+
+    def _step(self, step: Step) -> None:
+        """Every command awaited: on a real module a result still pending when the next step
+        goes would fall into one step or the next by chance."""
+        super()._step(dataclasses.replace(step, wait=True) if isinstance(step, Command)
+                      else step)
+
+    def _event(self, event: Line | Prompt) -> None:
+        text = ">" if isinstance(event, Prompt) else event.text
+        if self._dialled is not None:  # the module was given the tap's address
+            text = text.replace(self._dialled, BROKER)
+        while len(self.steps) <= self.index:
+            self.steps.append([])
+        self.steps[self.index].append(text)
+        super()._event(event)
+
+
+def bench_model(profile: Profile, bugs: frozenset[str] = frozenset()) -> VirtualModule:
+    """The model in a bench's world: the grammar's broker (the rig's, behind its tap) is
+    the one server that listens, and no host name resolves (a bench dials loopback only,
+    as the simulator does; a module in the field has no `broker.local` either)."""
+    host, port = BROKER.split(",")
+    return VirtualModule(profile, bugs,
+                         reachable=lambda h, p: (h, p) == (host, int(port)),
+                         resolves=_is_address)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def played(case: Case, profile: Profile, module: VirtualModule | PortModule
+           ) -> list[tuple[str, list[str]]]:
+    """(what was sent, the lines that followed) per step, up to and including the step at
+    which an oracle objected (named as its last line: `<final answer>`)."""
+    run = _Recording(profile, module)
+    violation = run.run(case)
+    steps = case.lines()
+    last = len(steps) if violation is None else violation.step + 1
+    lines = [run.steps[i] if i < len(run.steps) else [] for i in range(last)]
+    if violation is not None:
+        lines[-1] = [*lines[-1], f"<{violation.oracle}>"]
+    return [(_shown(step), lines[i]) for i, step in enumerate(steps[:last])]
+
+
+def compare_module(module: PortModule, model: Profile, cases: list[Case], *,
+                   bugs: frozenset[str] = frozenset()) -> Differences:
+    """Play `cases` on the model of `model` (with `bugs`) and on a real `module`; explain
+    what differs. The module's firmware may have chosen anything the guide leaves open, so
+    every open point with a normaliser is allowed for; a choice on another open point shows
+    as unexplained, to be checked against clauses.md. A case stops being compared at the
+    first step where either side's oracles objected."""
+    result = Differences()
+    normalisers = list(NORMALISERS.items())
+    for case in cases:
+        ours = played(case, model, bench_model(model, bugs))
+        theirs = played(case, model, module)
+        _judge(result, normalisers, zip(ours, theirs, strict=False))
+    return result
+
+
+def _shown(step: Step) -> str:
+    match step:
+        case Command(line=line):
+            return line
+        case Data():
+            return f"<data {len(step.raw)} bytes>"
+        case PeerPublish(topic=topic):
+            return f"<broker message on {topic}>"
+    raise AssertionError(step)
 
 
 def _distance(a: list[str], b: list[str]) -> int:
@@ -153,13 +250,20 @@ def draw_cases(count: int, seed_value: int = 0, max_steps: int = 8) -> list[Case
     return drawn
 
 
-def render(a: Profile, b: Profile, d: Differences) -> str:
-    rows = [f"{a.name} against {b.name}: {d.cases} cases, {d.steps} steps"]
+def render(a: str, b: str, d: Differences) -> str:
+    rows = [f"{a} against {b}: {d.cases} cases, {d.steps} steps"]
     for name, count in sorted(d.explained.items()):
         rows.append(f"  documented difference {name}: explains {count} steps")
     for name in d.unmodelled:
         rows.append(f"  documented difference {name}: no normaliser, shown as unexplained")
     rows.append(f"  unexplained: {len(d.unexplained)} steps")
     for sent, la, lb in d.unexplained[:20]:
-        rows.append(f"    {sent!r}\n      {a.name}: {la}\n      {b.name}: {lb}")
+        rows.append(f"    {sent!r}\n      {a}: {la}\n      {b}: {lb}")
     return "\n".join(rows)
+
+
+def figures(a: str, b: str, d: Differences) -> dict[str, object]:
+    """--json: the fidelity report as data (every unexplained step, not the first 20)."""
+    return {"a": a, "b": b, "cases": d.cases, "steps": d.steps,
+            "explained": dict(sorted(d.explained.items())), "unmodelled": d.unmodelled,
+            "unexplained": [{"sent": sent, "a": la, "b": lb} for sent, la, lb in d.unexplained]}

@@ -246,11 +246,14 @@ class CaseRun:
 
     def _take(self) -> None:
         for event in self.framer.feed(self.module.read(), 0):
-            if isinstance(event, Prompt):
-                if self.current is not None:
-                    self.current.prompt = True
-                continue
-            self._line(event)
+            self._event(event)
+
+    def _event(self, event: Line | Prompt) -> None:
+        if isinstance(event, Prompt):
+            if self.current is not None:
+                self.current.prompt = True
+            return
+        self._line(event)
 
     def _line(self, line: Line) -> None:
         raw = line.raw.rstrip(b" \t")

@@ -76,13 +76,15 @@ COMMANDS: dict[str, tuple[tuple[str, Values], ...] | None] = {
 SHAPES: tuple[str, ...] = ("as-is", "missing-field", "extra-field", "spaces", "lower-case",
                            "no-value")
 
+#: The broker address the cases dial; a port's module is given its broker's instead.
+BROKER = "127.0.0.1,1883"
 Setup = Literal["none", "tcp", "mqtt", "subscribed"]
 SETUPS: tuple[Setup, ...] = ("none", "tcp", "mqtt", "subscribed")
 SETUP_LINES: dict[str, tuple[str, ...]] = {
     "none": (),
-    "tcp": ("AT+MCONFIG=c1", "AT+MIPSTART=127.0.0.1,1883"),
-    "mqtt": ("AT+MCONFIG=c1", "AT+MIPSTART=127.0.0.1,1883", "AT+MCONNECT=1,30"),
-    "subscribed": ("AT+MCONFIG=c1", "AT+MIPSTART=127.0.0.1,1883", "AT+MCONNECT=1,30",
+    "tcp": ("AT+MCONFIG=c1", f"AT+MIPSTART={BROKER}"),
+    "mqtt": ("AT+MCONFIG=c1", f"AT+MIPSTART={BROKER}", "AT+MCONNECT=1,30"),
+    "subscribed": ("AT+MCONFIG=c1", f"AT+MIPSTART={BROKER}", "AT+MCONNECT=1,30",
                    "AT+MSUB=a/b,1"),
 }
 DATA_SHAPES: tuple[str, ...] = ("exact", "with-line-ends", "short", "long", "at-command")

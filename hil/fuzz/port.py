@@ -24,6 +24,7 @@ import serial
 
 from hil.at.transcript import Transcript
 from hil.dut.recovery import Rung, climb
+from hil.fuzz.grammar import BROKER
 from hil.mqtt import (
     ClientSession,
     Connack,
@@ -41,7 +42,6 @@ from hil.mqtt import (
 )
 from hil.trace.timeline import FROM_BROKER, TO_BROKER, MqttTap
 
-GRAMMAR_BROKER = b"127.0.0.1,1883"
 #: How a case's module was restarted (the rungs of `PortModule.power_on`).
 RESET = "reset by AT+CFUN=1,1"
 REOPENED = "port reopened, reset by AT+CFUN=1,1"
@@ -143,7 +143,11 @@ def publish_once(host: str, port: int, topic: str, payload: bytes, qos: int,
             sock.sendall(session.data_to_send())
             while time.monotonic() < deadline:
                 data = sock.recv(4096)
-                if not data or done(session.receive_data(data, time.monotonic())):
+                if not data:
+                    return
+                events = session.receive_data(data, time.monotonic())
+                sock.sendall(session.data_to_send())  # a PUBREL owed to a PUBREC
+                if done(events):
                     return
 
         wait_for(lambda events: any(isinstance(e, Connected) for e in events))
@@ -257,11 +261,16 @@ class PortModule:
     def now(self) -> float:
         return time.monotonic()
 
+    @property
+    def dialled(self) -> bytes:
+        """The broker address the module is given in place of the grammar's."""
+        return f"{self.dial},{self.tap.port}".encode()
+
     def send(self, data: bytes) -> None:
         if self.port_lost is not None:
             return  # a crashed module: the oracles see it answer nothing
         try:
-            self.port.write(data.replace(GRAMMAR_BROKER, f"{self.dial},{self.tap.port}".encode()))
+            self.port.write(data.replace(BROKER.encode(), self.dialled))
         except serial.SerialException as exc:
             self.port_lost = str(exc)
 

@@ -183,7 +183,8 @@ class VirtualBroker:
 class VirtualModule:
     """The firmware with `profile` and `bugs` (no latency), on a virtual clock, wired to a
     `VirtualBroker`. `reachable(host, port)` says which servers MIPSTART reaches (all, by
-    default: a recorded session's server stands for the broker)."""
+    default: a recorded session's server stands for the broker) and `resolves(host)` which
+    host names it can look up (all, by default)."""
 
     def __init__(
         self,
@@ -191,10 +192,12 @@ class VirtualModule:
         bugs: frozenset[str] = frozenset(),
         *,
         reachable: Callable[[str, int], bool] = lambda host, port: True,
+        resolves: Callable[[str], bool] = lambda host: True,
     ) -> None:
         self.firmware = Firmware(profile.without_latency(), bugs=bugs)
         self.broker = VirtualBroker()
         self.reachable = reachable
+        self.resolves = resolves
         self.now = 0.0
         self.output = bytearray()
         #: Messages the firmware took on a live connection, which it must report: at QoS 0
@@ -281,7 +284,9 @@ class VirtualModule:
                 case SerialOut(data=data):
                     self.output += data
                 case OpenSocket(socket_id=sid, host=host, port=port, tls=tls):
-                    if tls or not self.reachable(host, port):
+                    if not self.resolves(host):
+                        self._later(SocketFailed(sid, "resolve"))
+                    elif tls or not self.reachable(host, port):
                         self._later(SocketFailed(sid, "tls" if tls else "refused"))
                     else:
                         self.broker.opened()
