@@ -93,9 +93,14 @@ def test_each_module_runs_every_test_and_the_places_end_free(
     matrix = json.loads((run / "traceability.json").read_text())
     checked = {t["module"].split(" · ")[0] for c in matrix["clauses"] for t in c["tests"]}
     assert checked == {"l506-1", "l506-2"} and matrix["summary"].get("pass")
-    cases = ET.parse(run / "junit.xml").getroot().iter("testcase")
-    names = [c.get("name") for c in cases]
+    junit = ET.parse(run / "junit.xml").getroot()
+    names = [c.get("name") for c in junit.iter("testcase")]
     assert any("l506-1" in n for n in names) and any("l506-2" in n for n in names)
+    suite = {p.get("name"): p.get("value") for p in junit.find("testsuite/properties") or []}
+    assert suite["rig"] == "farm" and suite["harness"]
+    for place in ("l506-1", "l506-2"):
+        assert suite[f"{place}.firmware"] == "L506_V3.2_MQTT_B20171031"
+        assert suite[f"{place}.module"].endswith("*******"), suite
     env = (run / "allure-results" / "environment.properties").read_text()
     assert "Module\\ l506-1=" in env and "Module\\ l506-2=" in env
     _free(farm2)

@@ -7,8 +7,18 @@ import dataclasses
 
 import pytest
 
-from hil.fuzz.differential import NORMALISERS, compare, documented, draw_cases
+from hil.fuzz.differential import (
+    LINK_NORMALISERS,
+    NORMALISERS,
+    bench_model,
+    compare,
+    documented,
+    draw_cases,
+    played,
+)
+from hil.fuzz.grammar import Case
 from hil.sim.profiles import V32, V33
+from tests.fuzzcases import cmd
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +59,25 @@ def test_normalisers_blind_lines_to_one_point_only() -> None:
         "+MSUB: t,1360 bytes,x", "+MSUB: t,5 bytes,x"]
     assert NORMALISERS["msgget_invalid_final"](["+MQTTMSGGET:INVALID", "ERROR", "OK"]) == [
         "+MQTTMSGGET:INVALID", "<final>", "OK"]
+
+
+def test_urcs_that_came_together_are_compared_in_one_order() -> None:
+    order = LINK_NORMALISERS["urc_order"]
+    model = ["OK", "+MPUB: SUCCESS", "+MSUB: a/b,1 bytes,x", "AT", "OK"]
+    link = ["OK", "+MSUB: a/b,1 bytes,x", "+MPUB: SUCCESS", "AT", "OK"]
+    assert order(model) == order(link)
+    # a final code or a command between them keeps its place: only URCs side by side move
+    assert order(["+MPUB: SUCCESS", "OK", "+MCONNECT: FAILURE,7"]) == [
+        "+MPUB: SUCCESS", "OK", "+MCONNECT: FAILURE,7"]
+
+
+def test_the_models_broker_keeps_a_retained_message_for_a_new_subscription() -> None:
+    """MQTT 3.1.1 3.3.1.3, as the bench's mosquitto does: the last retained message of a
+    topic goes to each new subscription; an empty one deletes it."""
+    kept = Case("mqtt", (cmd("AT+MPUB=r/t,1,1,kept"), cmd("AT+MSUB=r/#,1")))
+    steps = played(kept, V32, bench_model(V32))
+    assert any(x.startswith("+MSUB: r/t,4 bytes,kept") for x in steps[-1][1]), steps[-1]
+    wiped = Case("mqtt", (cmd("AT+MPUB=r/t,1,1,kept"), cmd("AT+MPUB=r/t,1,1,"),
+                          cmd("AT+MSUB=r/#,1")))
+    steps = played(wiped, V32, bench_model(V32))
+    assert not any("bytes" in x for x in steps[-1][1]), steps[-1]

@@ -15,11 +15,12 @@ import pytest
 
 from hil.broker import Broker
 from hil.fuzz.differential import compare_module, draw_cases
+from hil.fuzz.grammar import Case
 from hil.fuzz.port import PortModule, publish_once
 from hil.sim.firmware import Firmware
 from hil.sim.host import SimConfig, Simulator
 from hil.sim.profiles import V32, V33, Profile
-from tests.fuzzcases import SHOWN_BY
+from tests.fuzzcases import SHOWN_BY, cmd
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.end_to_end]
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,15 @@ def test_a_firmware_anomaly_is_listed_with_its_step(
     assert len(found.unexplained) == 1
     sent, model, module = found.unexplained[0]
     assert sent == case.steps[-1].line and model != module
+
+
+def test_a_retained_message_does_not_outlive_its_case(tmp_path: Path, broker: Broker) -> None:
+    """The broker runs on between cases: what one case left retained (a publish, a will)
+    is wiped before the next, which subscribes to it, as the model's fresh broker would."""
+    cases = [Case("mqtt", (cmd("AT+MPUB=r/t,1,1,kept"),)),
+             Case("mqtt", (cmd("AT+MSUB=r/t,0"),))]
+    found = _compare(tmp_path, broker, V32, V32, cases)
+    assert found.cases == 2 and found.unexplained == []
 
 
 def test_a_peer_publishes_at_every_qos_through_a_real_broker(broker: Broker) -> None:

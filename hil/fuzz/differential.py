@@ -66,6 +66,27 @@ NORMALISERS: dict[str, Normaliser] = {
     "msub_len": _msub_len,
     "msgget_invalid_final": _invalid_final,
 }
+_URC = re.compile(r"^\+ ?(?:MSUB: ?\S.*,\d+ bytes,|[A-Z]+: ?(?:SUCCESS|FAILURE))")
+
+
+def _urc_order(lines: list[str]) -> list[str]:
+    """Each run of URCs that came together, in one order: a publish's result and a message
+    the broker delivers meanwhile race on a real link (which the model's clock does not)."""
+    out: list[str] = []
+    run: list[str] = []
+    for x in [*lines, ""]:
+        if x and _URC.match(x):
+            run.append(x)
+            continue
+        out += sorted(run)
+        run = []
+        if x:
+            out.append(x)
+    return out
+
+
+#: What a real link adds to the model's answers: not a firmware's choice, but timing.
+LINK_NORMALISERS: dict[str, Normaliser] = {"urc_order": _urc_order}
 #: Fields that cannot show on the virtual bench (its clock has no latency, its boot waits).
 INVISIBLE = frozenset({"name", "revision", "latency", "latency_note", "boot_s", "call_ready_s"})
 
@@ -210,7 +231,7 @@ def compare_module(module: PortModule, model: Profile, cases: list[Case], *,
     as unexplained, to be checked against clauses.md. A case stops being compared at the
     first step where either side's oracles objected."""
     result = Differences()
-    normalisers = list(NORMALISERS.items())
+    normalisers = [*NORMALISERS.items(), *LINK_NORMALISERS.items()]
     for case in cases:
         ours = played(case, model, bench_model(model, bugs))
         theirs = played(case, model, module)

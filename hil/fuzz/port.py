@@ -39,6 +39,7 @@ from hil.mqtt import (
     PublishDone,
     Pubrec,
     Pubrel,
+    Will,
 )
 from hil.trace.timeline import FROM_BROKER, TO_BROKER, MqttTap
 
@@ -56,6 +57,9 @@ class BrokerView:
     """What the broker saw of the module, kept from the tap's packets."""
 
     connected: bool = False
+    #: topics the module may have left a retained message on (a retained publish, a will
+    #: with retain): cleared before the next case, which must not receive it
+    retained: set[str] = field(default_factory=set)
     received: list[Publish] = field(default_factory=list)
     handed: list[Publish] = field(default_factory=list)
     acknowledged: list[Publish] = field(default_factory=list)
@@ -63,6 +67,11 @@ class BrokerView:
     _out: dict[int, Publish] = field(default_factory=dict)
 
     def packet(self, direction: str, packet: Packet) -> None:
+        if direction == TO_BROKER:
+            match packet:
+                case Publish(retain=True, topic=topic) | Connect(
+                        will=Will(retain=True, topic=topic)):
+                    self.retained.add(topic)
         match packet:
             case Connack(return_code=0):
                 self.connected = True
@@ -131,9 +140,9 @@ class _ViewTap(MqttTap):
 
 
 def publish_once(host: str, port: int, topic: str, payload: bytes, qos: int,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, *, retain: bool = False) -> None:
     """Another client publishes one message: connect, publish, wait for its acknowledgement
-    (QoS 1, 2), disconnect."""
+    (QoS 1, 2), disconnect. An empty retained message deletes the topic's retained one."""
     session = ClientSession(Connect(f"hil-fuzz-peer-{time.monotonic_ns()}", True, 30),
                             time.monotonic())
     deadline = time.monotonic() + timeout
@@ -151,7 +160,7 @@ def publish_once(host: str, port: int, topic: str, payload: bytes, qos: int,
                     return
 
         wait_for(lambda events: any(isinstance(e, Connected) for e in events))
-        pid = session.publish(topic, payload, qos, False, time.monotonic())
+        pid = session.publish(topic, payload, qos, retain, time.monotonic())
         if pid is not None:
             wait_for(lambda events: any(isinstance(e, PublishDone) for e in events))
         session.disconnect(time.monotonic())
@@ -201,6 +210,11 @@ class PortModule:
             "no fresh module for the next case"
         self.restarts[climb(rungs, why)] += 1
         self.port_lost = None
+        if self.broker.retained:  # the broker outlives the case: what it retains is wiped,
+            self.tap.drop_links()  # a will with retain too (published now, not at keep-alive)
+            time.sleep(_QUIET_S)
+            for topic in sorted(self.broker.retained):
+                publish_once(*self.broker_address, topic, b"", 0, retain=True)
         self.broker = BrokerView()
 
     def _reset(self) -> None:

@@ -69,10 +69,12 @@ class VirtualBroker:
 
     `connected`: a CONNECT was accepted and neither DISCONNECT nor a close followed.
     `received`: every message the module published, once (QoS 2 at PUBREL).
+    `retained`: the last retained message per topic (3.3.1.3), sent to a new subscription.
     """
 
     connected: bool = False
     subscriptions: dict[str, int] = field(default_factory=dict)
+    retained: dict[str, Publish] = field(default_factory=dict)
     received: list[Publish] = field(default_factory=list)
     #: Messages to the module that it acknowledged (PUBACK at QoS 1, PUBREC at QoS 2).
     acknowledged: list[Publish] = field(default_factory=list)
@@ -115,7 +117,10 @@ class VirtualBroker:
                 return [Connack(False, 0)], False
             case Subscribe(packet_id=pid, topics=topics):
                 self.subscriptions.update(topics)
-                return [Suback(pid, tuple(qos for _, qos in topics))], False
+                kept = [self._send(m.topic, m.payload, min(m.qos, qos), retain=True)
+                        for topic_filter, qos in topics for m in self.retained.values()
+                        if topic_matches(topic_filter, m.topic)]
+                return [Suback(pid, tuple(qos for _, qos in topics)), *kept], False
             case Unsubscribe(packet_id=pid, topics=topics):
                 for topic in topics:
                     self.subscriptions.pop(topic, None)
@@ -130,10 +135,10 @@ class VirtualBroker:
         """PUBLISH and its acknowledgements, either way."""
         match packet:
             case Publish(qos=0):
-                self.received.append(packet)
+                self._received(packet)
                 return self._fan_out(packet)
             case Publish(qos=1, ack_id=pid):
-                self.received.append(packet)
+                self._received(packet)
                 return [Puback(pid), *self._fan_out(packet)]
             case Publish(qos=2, ack_id=pid):
                 self._inbound_qos2.setdefault(pid, packet)
@@ -142,7 +147,7 @@ class VirtualBroker:
                 message = self._inbound_qos2.pop(pid, None)
                 out: list[Packet] = [Pubcomp(pid)]
                 if message is not None:
-                    self.received.append(message)
+                    self._received(message)
                     out += self._fan_out(message)
                 return out
             case Pubrec(packet_id=pid):
@@ -151,6 +156,13 @@ class VirtualBroker:
             case Puback(packet_id=pid):
                 self._taken(pid)
         return []  # PUBCOMP of our deliveries: nothing to answer
+
+    def _received(self, message: Publish) -> None:
+        self.received.append(message)
+        if message.retain and message.payload:
+            self.retained[message.topic] = message
+        elif message.retain:  # an empty retained message deletes the topic's
+            self.retained.pop(message.topic, None)
 
     def _taken(self, packet_id: int) -> None:
         message = self._unacknowledged.pop(packet_id, None)
@@ -172,9 +184,13 @@ class VirtualBroker:
         granted = [q for f, q in self.subscriptions.items() if topic_matches(f, topic)]
         if not granted:
             return None
-        level = min(qos, max(granted))
-        packet = Publish(topic, payload, level, packet_id=None if level == 0 else
-                         next(self._ids) % 65535 + 1)
+        return self._send(topic, payload, min(qos, max(granted)))
+
+    def _send(self, topic: str, payload: bytes, qos: int, *, retain: bool = False) -> Publish:
+        """A message to the module, with a packet id at QoS 1 and 2 (kept until it is
+        acknowledged)."""
+        packet = Publish(topic, payload, qos, retain,
+                         packet_id=None if qos == 0 else next(self._ids) % 65535 + 1)
         if packet.packet_id is not None:
             self._unacknowledged[packet.packet_id] = packet
         return packet

@@ -185,6 +185,14 @@ class MqttTap:
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
 
+    def drop_links(self) -> None:
+        """End every connection passing now, as a module that lost power would leave it: the
+        broker sees it gone at once (and publishes its will) instead of after 1.5 keep-alives."""
+        with self._lock:
+            links = list(self._links)
+        for link in links:
+            link.drop()
+
     def close(self) -> None:
         self._stop.set()
         with self._lock:
@@ -225,6 +233,12 @@ class _Link:
         for sock in self._sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def drop(self) -> None:
+        """Shut both sides down now (a pump blocked in recv wakes up and ends the link)."""
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _reset(sock: socket.socket) -> None:
