@@ -4,6 +4,7 @@ unclosed quote swallows every later line, AT+CFUN=1,1 included) stands for the m
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,14 +96,20 @@ def test_hil_fuzz_on_a_simulator_rig_restarts_each_case_and_reports_it(tmp_path:
     """`hil fuzz --rig` with a rig file of the simulator and its `simulator` power."""
     rig = tmp_path / "rig.toml"
     rig.write_text('name = "fuzz bench"\n\n[dut]\nkind = "simulator"\ntime_scale = 0.2\n'
-                   'boot_timeout_s = 10\n\n[power]\nbackend = "simulator"\n', encoding="utf-8")
+                   'profile = "v3.3"\nbugs = ["ceer_code_off_by_one"]\nboot_timeout_s = 10\n\n'
+                   '[power]\nbackend = "simulator"\n', encoding="utf-8")
     run = subprocess.run(
         [sys.executable, "-m", "hil.cli", "fuzz", "--rig", str(rig), "--cases", "3",
-         "--seed", "1", "--max-steps", "2", "--out", str(tmp_path / "found")],
+         "--seed", "1", "--max-steps", "2", "--out", str(tmp_path / "found"),
+         "--bug", "second_msub_drops_result", "--json", str(tmp_path / "figures.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=150, check=False)
     assert run.returncode in (0, 1), run.stdout + run.stderr
     assert "3 cases in" in run.stdout, run.stdout
     assert f"module restarted: 3 x {RESET}" in run.stdout, run.stdout
+    # the firmware as it ran: the rig's profile and bugs, and --bug
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert figures["profile"] == "v3.3"
+    assert figures["bugs"] == ["ceer_code_off_by_one", "second_msub_drops_result"]
 
 
 def test_hil_fuzz_refuses_a_rig_it_cannot_use_in_one_line(tmp_path: Path) -> None:

@@ -252,7 +252,23 @@ def _hunt(args: argparse.Namespace, profile: Profile, bugs: frozenset[str]) -> i
         except _Refused as exc:
             print(f"hil fuzz: {exc}", file=sys.stderr)
             return 2
-        return _fuzz(args, profile, bugs, module)
+        return _fuzz(args, profile, bugs, module, _recorded_as(args, profile, bugs))
+
+
+def _recorded_as(args: argparse.Namespace, profile: Profile, bugs: frozenset[str]
+                 ) -> tuple[str, frozenset[str]]:
+    """The firmware a finding is written under: the profile and bugs fuzzed, a simulator
+    rig's own profile and bugs (with --bug), or the module a rig or port names."""
+    if args.rig is not None:
+        from hil.rig import load_rig  # the rig loaded before the hunt: it loads again
+
+        dut = load_rig(args.rig).dut
+        if dut.kind == "simulator":
+            return dut.profile, frozenset(dut.bugs) | bugs
+        return f"the module of rig {args.rig}", frozenset()
+    if args.port is not None:
+        return f"the module on {args.port}", frozenset()
+    return profile.name, bugs
 
 
 class _Refused(Exception):
@@ -336,9 +352,9 @@ def _rig_module(path: Path, bugs: frozenset[str]) -> Iterator[PortModule]:
 
 
 def _fuzz(args: argparse.Namespace, profile: Profile, bugs: frozenset[str],
-          module: PortModule | None) -> int:
+          module: PortModule | None, recorded: tuple[str, frozenset[str]]) -> int:
     def found(finding: Finding) -> None:
-        path = write_finding(args.out, finding, profile.name, bugs)
+        path = write_finding(args.out, finding, *recorded)
         print(f"FINDING after {finding.seconds:.1f} s ({finding.cases} cases): "
               f"{finding.violation.oracle}: {finding.violation.detail}; "
               f"{finding.case.command_count} commands → {path}", flush=True)
@@ -354,17 +370,17 @@ def _fuzz(args: argparse.Namespace, profile: Profile, bugs: frozenset[str],
     )
     print(summary(report, module))
     if args.json is not None:
-        _write_figures(args.json, report, profile, bugs)
+        _write_figures(args.json, report, *recorded)
     if report.lost is not None:
         return 3
     return 1 if report.findings else 0
 
 
-def _write_figures(path: Path, report: Report, profile: Profile, bugs: frozenset[str]) -> None:
+def _write_figures(path: Path, report: Report, profile: str, bugs: frozenset[str]) -> None:
     """--json: the hunt's figures and findings, for CI."""
     covered, total = report.coverage()
     write_atomic(path, json.dumps({
-        "profile": profile.name, "bugs": sorted(bugs), "cases": report.cases,
+        "profile": profile, "bugs": sorted(bugs), "cases": report.cases,
         "seconds": round(report.seconds, 1), "cases_per_s": round(report.rate, 1),
         "coverage": [covered, total],
         "covered": sorted(f"{c}[{k}]={n}" for (c, k), n in report.covered.items()),
