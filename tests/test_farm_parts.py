@@ -77,9 +77,15 @@ def test_the_farms_rig_loads_and_names_its_places() -> None:
     assert rig.labgrid.coordinator == "127.0.0.1:5555" and rig.dut.time_scale == farm.TIME_SCALE
 
 
-def test_exporter_config_shares_the_pty_as_a_raw_serial_port() -> None:
-    assert farm.exporter_config("l506-1", "/dev/pts/7") == (
-        "l506-1:\n  RawSerialPort:\n    port: /dev/pts/7\n    speed: 115200\n")
+def test_exporter_config_shares_the_port_and_the_power_switch() -> None:
+    power = "http://127.0.0.1:8000/relay/{index}/{value}"
+    config = farm.exporter_config("l506-1", "/farm/tty-l506-1", power)
+    assert config == ("l506-1:\n"
+                      "  RawSerialPort:\n    port: /farm/tty-l506-1\n    speed: 115200\n"
+                      "  NetworkPowerPort:\n    model: simplerest\n"
+                      f"    host: '{power}'\n    index: 0\n")
+    rig = rig_from_dict(tomllib.loads(farm.rig_text(["l506-1"], "127.0.0.1:5555", "v3.2")))
+    assert rig.power.backend == "place"
 
 
 def test_serial_url_follows_the_resource() -> None:

@@ -1,13 +1,15 @@
 """`hil farm up N` / `hil farm down`: a labgrid farm of simulated modules on this PC.
 
-N `hil sim` processes (each on a pseudo-terminal), a `labgrid-coordinator`, and per module
-a `labgrid-exporter` (as if each module sat on a bench host of its own, so that one can
-vanish while the others go on) that shares its port as a RawSerialPort: the exporter starts
-a ser2net for it when the place is locked and publishes it as a NetworkSerialPort. A place
-per module matches its port. Everything listens on 127.0.0.1: the exporter finds
-`ser2net` through a wrapper (ser2net-loopback) that binds labgrid's ser2net accepters to
-loopback. The farm's folder keeps the processes' logs, farm.json (their process groups, for
-`down`) and rig.toml (the places, for `hil run --rig`).
+N `hil sim` processes (each on a pseudo-terminal that stays through a power cut, as a
+bench's USB-serial adapter does, with its power switch served over HTTP on loopback), a
+`labgrid-coordinator`, and per module a `labgrid-exporter` (as if each module sat on a
+bench host of its own, so that one can vanish while the others go on) that shares its port
+as a RawSerialPort (the exporter starts a ser2net for it when the place is locked and
+publishes it as a NetworkSerialPort) and its power switch as a NetworkPowerPort of
+labgrid's `simplerest` model. A place per module matches both. Everything listens on
+127.0.0.1: the exporter finds `ser2net` through a wrapper (ser2net-loopback) that binds
+labgrid's ser2net accepters to loopback. The farm's folder keeps the processes' logs,
+farm.json (their process groups, for `down`) and rig.toml (the places, for `hil run --rig`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hil.farm.labgrid import ROOT, Labgrid, LabgridError, PlaceState, labgrid_program
@@ -46,6 +48,7 @@ class Farm:
     ports: dict[str, str]  # place → the simulator's pty
     groups: dict[str, int]  # what → process group id
     profile: str = "v3.2"
+    power: dict[str, str] = field(default_factory=dict)  # place → its switch's URL template
 
     @classmethod
     def load(cls, folder: Path) -> Farm:
@@ -116,22 +119,27 @@ def stop_groups(groups: list[int], timeout: float = 5.0) -> None:
 
 
 def _start_sim(folder: Path, name: str, profile: str) -> subprocess.Popen[bytes]:
+    """`hil sim` whose pty stays through a power cut (as a bench's USB-serial adapter does:
+    the exporter shares that one device), its power switch on an HTTP port of its own."""
     return _spawn([sys.executable, "-m", "hil.cli", "sim", "--profile", profile,
-                   "--time-scale", f"{TIME_SCALE:g}"], folder / f"sim-{name}.log", cwd=ROOT)
+                   "--time-scale", f"{TIME_SCALE:g}", "--port-stays", "--power-http", "0"],
+                  folder / f"sim-{name}.log", cwd=ROOT)
 
 
-def _pty_of(folder: Path, name: str, proc: subprocess.Popen[bytes]) -> str:
-    """The pty a started `hil sim` prints (its first line)."""
+def _said_by_sim(folder: Path, name: str, proc: subprocess.Popen[bytes]) -> dict[str, str]:
+    """The PTY and POWER lines a started `hil sim` prints, by their first word."""
     log = folder / f"sim-{name}.log"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith("PTY "):
-                return line.removeprefix("PTY ").strip()
+        said = dict(line.split(" ", 1) for line in log.read_text(errors="replace").splitlines()
+                    if line.startswith(("PTY ", "POWER ")))
+        if len(said) == 2:
+            return said
         if proc.poll() is not None:
             raise FarmError(f"hil sim for {name} exited with {proc.returncode}: see {log}")
         time.sleep(0.05)
-    raise FarmError(f"hil sim for {name} printed no PTY line within {START_TIMEOUT_S:g} s")
+    raise FarmError(f"hil sim for {name} printed no PTY and POWER lines within "
+                    f"{START_TIMEOUT_S:g} s: see {log}")
 
 
 def _wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, log: Path) -> None:
@@ -146,9 +154,11 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], what: str, log: Pa
                     f"{START_TIMEOUT_S:g} s: see {log}")
 
 
-def exporter_config(place: str, pty: str) -> str:
-    """An exporter's YAML: its module's port in a group named after the place."""
-    return f"{place}:\n  RawSerialPort:\n    port: {pty}\n    speed: 115200\n"
+def exporter_config(place: str, pty: str, power: str) -> str:
+    """An exporter's YAML: its module's port and power switch in a group named after the
+    place."""
+    return (f"{place}:\n  RawSerialPort:\n    port: {pty}\n    speed: 115200\n"
+            f"  NetworkPowerPort:\n    model: simplerest\n    host: '{power}'\n    index: 0\n")
 
 
 def rig_text(places: list[str], coordinator: str, profile: str) -> str:
@@ -167,7 +177,8 @@ def rig_text(places: list[str], coordinator: str, profile: str) -> str:
         "boot_timeout_s = 10\n"
         "ready_timeout_s = 15\n\n"
         "[power]\n"
-        'backend = "none"\n\n'
+        "# the place's own power resource, switched with labgrid-client -p NAME power\n"
+        'backend = "place"\n\n'
         "[labgrid]\n"
         f'coordinator = "{coordinator}"\n'
         "acquire_timeout_s = 60\n\n"
@@ -197,7 +208,8 @@ def up(count: int, folder: Path = DEFAULT_DIR, prefix: str = "l506-",
         farm.groups.update({f"sim {place}": proc.pid for place, proc in sims.items()})
         farm.save()
         for place, proc in sims.items():
-            farm.ports[place] = _pty_of(folder, place, proc)
+            said = _said_by_sim(folder, place, proc)
+            farm.ports[place], farm.power[place] = said["PTY"], said["POWER"]
         farm.save()
         _start_labgrid(farm, folder)
         (folder / "rig.toml").write_text(rig_text(places, farm.coordinator, profile))
@@ -224,7 +236,7 @@ def _start_labgrid(farm: Farm, folder: Path) -> None:
     exporters = {}
     for place, pty in farm.ports.items():
         config = folder / f"exporter-{place}.yaml"
-        config.write_text(exporter_config(place, pty))
+        config.write_text(exporter_config(place, pty, farm.power[place]))
         exporters[place] = _spawn(
             [str(labgrid_program("labgrid-exporter")), "-c", farm.coordinator,
              "-n", exporter_name(place), "--hostname", "127.0.0.1", str(config)],
@@ -235,6 +247,7 @@ def _start_labgrid(farm: Farm, folder: Path) -> None:
     for place in farm.places:
         lg.must("create", place=place)
         lg.must("add-match", f"{exporter_name(place)}/{place}/NetworkSerialPort", place=place)
+        lg.must("add-match", f"{exporter_name(place)}/{place}/NetworkPowerPort", place=place)
     wait_available(lg, farm.places, exporters, folder)
 
 

@@ -124,6 +124,14 @@ class PlaceLease:
                 self.tagging = self.lab.start("set-tags", f"firmware={tag}", place=self.name)
                 self.firmware = tag
 
+    def power(self, on: bool) -> None:
+        """Switch the place's power resource (labgrid-client power), as its holder."""
+        if not self.state.has_power():
+            raise LabgridError(f"place {self.name} has no power resource: add a match for one "
+                               "(labgrid-client -p NAME add-match EXPORTER/GROUP/"
+                               "NetworkPowerPort)")
+        self.lab.must("power", "on" if on else "off", place=self.name)
+
     def release(self) -> None:
         """Unlock (once); the watchdog is no longer needed after."""
         if self.released:

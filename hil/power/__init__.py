@@ -1,7 +1,8 @@
 """Power for the module under test, behind one small protocol whatever switches it.
 
 Backends: the simulator's virtual power, a serial port's DTR/RTS line, a GPIO line
-(libgpiod), a USB hub port (uhubctl), external commands, labgrid, and the operator. Each is
+(libgpiod), a USB hub port (uhubctl), external commands, labgrid (an environment file, or
+the place the run holds), and the operator. Each is
 one module that registers its settings class (hil/power/registry.py); `power_from_config`
 builds the one a rig file names.
 """

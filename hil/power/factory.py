@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from hil.power.protocol import PowerProtocol, SimulatedSupply
@@ -24,7 +24,9 @@ def power_from_config(
     at_port: str | None = None,
     simulator: SimulatedSupply | None = None,
     secrets: Mapping[str, str] | None = None,
+    place_switch: Callable[[bool], None] | None = None,
 ) -> PowerProtocol | None:
     """None for backend "none": the rig cannot switch power (recovery resets by AT+CFUN)."""
     settings = config.settings or settings_from_table(config.backend, {})
-    return settings.build(Bench(at_port=at_port, simulator=simulator, secrets=secrets or {}))
+    return settings.build(Bench(at_port=at_port, simulator=simulator, secrets=secrets or {},
+                                place_switch=place_switch))

@@ -113,6 +113,8 @@ class Bench:
     at_port: str | None = None  # the module's AT port, for a backend that switches a line of it
     simulator: SimulatedSupply | None = None  # the simulated module, for backend "simulator"
     secrets: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: the labgrid place the run holds, its power switched (True: on), for backend "place"
+    place_switch: Callable[[bool], None] | None = None
 
 
 S = TypeVar("S", bound="PowerSettings")

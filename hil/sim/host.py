@@ -195,6 +195,10 @@ class SimConfig:
     hosts: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_HOSTS))
     #: where to record every write to the port (see `write_log_lines`); None: not recorded
     write_log: Path | None = None
+    #: the port stays when the power is cut, as a USB-serial adapter powered by the PC does
+    #: (the module goes silent, what is sent to it is lost); else it vanishes, as the
+    #: module's own USB port does
+    port_stays: bool = False
 
 
 class SimHost:
@@ -230,10 +234,11 @@ class SimHost:
         if self.powered:
             await self.power_off()
         self._loop = asyncio.get_running_loop()
-        if self.config.transport == "tcp":
-            await self._open_tcp()
-        else:
-            self._open_pty()
+        if self._master is None and self._server is None:  # else it stayed (`port_stays`)
+            if self.config.transport == "tcp":
+                await self._open_tcp()
+            else:
+                self._open_pty()
         self._to_dte = _Uart(self._loop, self.config.baud, self._write_port, precise=True)
         self._to_dce = _Uart(self._loop, self.config.baud, self._deliver)
         self._apply(self.firmware.power_on(self._loop.time()))
@@ -241,7 +246,8 @@ class SimHost:
         return self.url
 
     async def power_off(self) -> None:
-        """Cut power: sockets die without a word, the port disappears."""
+        """Cut power: sockets die without a word, the port disappears (or stays, silent:
+        `port_stays`)."""
         if not self.powered:
             return
         self._apply(self.firmware.power_off())
@@ -251,7 +257,8 @@ class SimHost:
         self._to_dte = self._to_dce = None
         if self._timer is not None:
             self._timer.cancel()
-        self._close_port()
+        if not self.config.port_stays:
+            self._close_port()
         for sock in list(self._sockets.values()):
             sock.task.cancel()
             if sock.writer is not None:
