@@ -59,6 +59,16 @@ def test_normalisers_blind_lines_to_one_point_only() -> None:
         "+MSUB: t,1360 bytes,x", "+MSUB: t,5 bytes,x"]
     assert NORMALISERS["msgget_invalid_final"](["+MQTTMSGGET:INVALID", "ERROR", "OK"]) == [
         "+MQTTMSGGET:INVALID", "<final>", "OK"]
+    assert NORMALISERS["mipclose_urc_plus_space"](["+ MIPCLOSE: SUCCESS", "+ x"]) == [
+        "+MIPCLOSE: SUCCESS", "+ x"]
+    assert NORMALISERS["untyped_failure_code"](["+MPUB: FAILURE,2", "+MSUB: t,2 bytes,ab"]) == [
+        "+MPUB: FAILURE", "+MSUB: t,2 bytes,ab"]
+    assert NORMALISERS["result_before_ok"](["+MIPCLOSE: SUCCESS", "OK", "OK"]) == [
+        "OK", "+MIPCLOSE: SUCCESS", "OK"]
+    assert NORMALISERS["switch_refusal"](["+CME ERROR: 4", "+CMS ERROR: 4"]) == [
+        "ERROR", "+CMS ERROR: 4"]
+    assert NORMALISERS["boot_urcs"](["RDY", "+CPIN: READY", "Call Ready", "SMS Ready"]) == [
+        "RDY", "Call Ready"]
 
 
 def test_urcs_that_came_together_are_compared_in_one_order() -> None:

@@ -59,10 +59,55 @@ def _invalid_final(lines: list[str]) -> list[str]:
     return out
 
 
+_PLUS_SPACE = re.compile(r"^\+ (?=[A-Z]+:)")
+_FAILURE_CODE = re.compile(r"^(\+ ?[A-Z]+: ?FAILURE),\d+$")
+_RESULT_URC = re.compile(r"^\+ ?[A-Z]+: ?(?:SUCCESS|FAILURE)")
+_CME = re.compile(r"^\+CME ERROR: ?\d+$")
+#: What a module may print after RDY and Call Ready (the L506's SIM and SMS readiness).
+_BOOT_EXTRAS = frozenset({"+CPIN: READY", "SMS Ready"})
+
+
+def _plus_space(lines: list[str]) -> list[str]:
+    """`+ MIPCLOSE:` as `+MIPCLOSE:` (the guide prints the space once)."""
+    return [_PLUS_SPACE.sub("+", x) for x in lines]
+
+
+def _untyped_failure(lines: list[str]) -> list[str]:
+    """`+X: FAILURE,<n>` as `+X: FAILURE` (whether a failure carries its code)."""
+    return [_FAILURE_CODE.sub(r"\1", x) for x in lines]
+
+
+def _ok_first(lines: list[str]) -> list[str]:
+    """A result URC just before `OK` put after it (which comes first)."""
+    out = list(lines)
+    i = 0
+    while i < len(out) - 1:
+        if _RESULT_URC.match(out[i]) and out[i + 1] == "OK":
+            out[i], out[i + 1] = out[i + 1], out[i]
+            i += 1  # that OK answered this command: the next one is another's
+        i += 1
+    return out
+
+
+def _cme_as_error(lines: list[str]) -> list[str]:
+    """`+CME ERROR: <n>` as `ERROR` (how a refusal is worded)."""
+    return ["ERROR" if _CME.match(x) else x for x in lines]
+
+
+def _without_boot_extras(lines: list[str]) -> list[str]:
+    return [x for x in lines if x not in _BOOT_EXTRAS]
+
+
 Normaliser = Callable[[list[str]], list[str]]
 #: A documented difference (a `Profile` field) → how to make lines blind to it.
 NORMALISERS: dict[str, Normaliser] = {
     "urc_space": _colon,
+    "mipclose_urc_plus_space": _plus_space,
+    "result_before_ok": _ok_first,
+    "untyped_failure_code": _untyped_failure,
+    "switch_refusal": _cme_as_error,
+    "boot_urcs": _without_boot_extras,
+    "ready_urcs": _without_boot_extras,
     "msub_len": _msub_len,
     "msgget_invalid_final": _invalid_final,
 }
