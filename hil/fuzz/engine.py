@@ -35,7 +35,8 @@ from hil.sim.virtual import VirtualModule
 if TYPE_CHECKING:
     from hil.fuzz.port import PortModule
 
-_FINAL = re.compile(rb"(?:OK|ERROR)[ \t]*\Z")
+#: A final result code: OK, or a refusal (ERROR, or +CME ERROR: <n> as 3GPP TS 27.007 words it)
+_FINAL = re.compile(rb"(?:OK|ERROR|\+CME ERROR: ?\d+)[ \t]*\Z")
 _RESULT = re.compile(rb"\+ ?([A-Z]+): ?(SUCCESS|FAILURE)(?:,(\d+))?[ \t]*\Z")
 _STATU = re.compile(rb"\+ ?MQTTSTATU: ?(\d+)")
 _BOOT = re.compile(rb"RDY|Call Ready")
@@ -172,9 +173,8 @@ class CaseRun:
             return True
         if cmd.final is None:
             return False
-        if cmd.name not in _WITH_RESULT or not _FINAL.match(cmd.final) \
-                or cmd.final.startswith(b"ERROR"):
-            return True
+        if cmd.name not in _WITH_RESULT or not cmd.final.startswith(b"OK"):
+            return True  # a refusal has no result URC to wait for
         return cmd.result is not None or not wait
 
     def _finish(self, cmd: _Command, step: Command) -> None:

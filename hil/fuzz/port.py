@@ -47,6 +47,8 @@ from hil.trace.timeline import FROM_BROKER, TO_BROKER, MqttTap
 RESET = "reset by AT+CFUN=1,1"
 REOPENED = "port reopened, reset by AT+CFUN=1,1"
 POWER_CYCLE = "power cycle"
+#: What `power_on` sends after each restart (the defaults of what may survive one).
+RESTORED = (b"AT+MQTTSSL=0", b"AT+MQTTMSGSET=0")
 _SLICE_S = 0.02  # how long the engine's waits step at a time on a real port
 _QUIET_S = 0.2  # no byte on the port or at the tap for this long: nothing is in flight
 _PROBE_EVERY_S = 0.5  # AT is sent again this often while the module is given time to answer
@@ -210,12 +212,20 @@ class PortModule:
             "no fresh module for the next case"
         self.restarts[climb(rungs, why)] += 1
         self.port_lost = None
+        self._restore_settings()
         if self.broker.retained:  # the broker outlives the case: what it retains is wiped,
             self.tap.drop_links()  # a will with retain too (published now, not at keep-alive)
             time.sleep(_QUIET_S)
             for topic in sorted(self.broker.retained):
                 publish_once(*self.broker_address, topic, b"", 0, retain=True)
         self.broker = BrokerView()
+
+    def _restore_settings(self) -> None:
+        """Settings a firmware may keep through a restart (TLS, manual mode: an open point)
+        set back to their defaults, as the next case's fresh module on the model has them."""
+        for command in RESTORED:
+            self.port.write(command + b"\r")
+            self._read_until((b"OK\r\n", b"ERROR"), self.probe_timeout)  # +CME ERROR too
 
     def _reset(self) -> None:
         """AT+CFUN=1,1, tried only on a module that answers AT (a hung parser would swallow
@@ -264,12 +274,15 @@ class PortModule:
         if not self._read_until(b"Call Ready", self.boot_timeout):
             raise TimeoutError(f"the module did not boot within {self.boot_timeout:.0f} s")
 
-    def _read_until(self, marker: bytes, timeout: float) -> bool:
+    def _read_until(self, marker: bytes | tuple[bytes, ...], timeout: float) -> bool:
+        """Whether one of the markers came within `timeout` (what came is not kept)."""
+        markers = (marker,) if isinstance(marker, bytes) else marker
         deadline = time.monotonic() + timeout
         seen = bytearray()
-        while marker not in seen and time.monotonic() < deadline and self.port_lost is None:
+        while not any(m in seen for m in markers) and time.monotonic() < deadline \
+                and self.port_lost is None:
             self._read_into(seen, 0.05)
-        return marker in seen
+        return any(m in seen for m in markers)
 
     @property
     def now(self) -> float:
