@@ -16,7 +16,7 @@ from hil.fuzz.engine import CaseRun
 from hil.fuzz.grammar import Case, Data, PeerPublish, coverage_cells
 from hil.fuzz.runner import fuzz
 from hil.sim.bugs import BUGS, FUZZ_BUGS
-from hil.sim.profiles import V32
+from hil.sim.profiles import PROFILES, V32
 from hil.sim.virtual import topic_matches
 from tests.fuzzcases import SHOWN_BY
 from tests.fuzzcases import cmd as _cmd
@@ -117,3 +117,11 @@ def test_a_trailing_blank_of_an_mpub_line_is_an_open_point_not_a_lost_message() 
     assert run.module.broker.received[-1].payload == b""
     lost = Case("mqtt", (_cmd("AT+MPUB=a/b,1,0, "),))
     assert CaseRun(V32, frozenset({"empty_qos1_mpub_dropped"})).run(lost) is not None
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_an_mpub_message_with_commas_passes_on_either_reading(profile: str) -> None:
+    """MPUB-5 is an open point: the commas belong to the message (v3.2) or end it
+    (guide-alt); the message oracle takes what the broker got as either."""
+    case = Case("subscribed", (_cmd("AT+MPUB=a/b,1,0,a,b, c"),))
+    assert CaseRun(PROFILES[profile], frozenset()).run(case) is None
