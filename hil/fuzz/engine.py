@@ -91,10 +91,9 @@ class CaseRun:
         self.framer = Framer((MSUB_COUNTED,))
         self.current: _Command | None = None
         self.owed: list[tuple[str, float, int]] = []  # result URCs owed: name, deadline, step
-        #: publishes the module said it sent: topic, payload, and whether it is an MPUB's,
-        #: whose message two open points of the guide leave loose: the blanks ending its
-        #: line may be trimmed, and commas in it may end it (MPUB-5); MPUBEX data is exact
-        self.acked: list[tuple[str, bytes, bool]] = []
+        #: publishes the module said it sent: topic, payload, and the command's name (open
+        #: points leave some of the payload to the firmware: `readings`)
+        self.acked: list[tuple[str, bytes, str]] = []
         self._unacked: list[tuple[str, str, bytes]] = []  # (command, topic, payload) pending
         self.reports = 0
         self.data_left: int | None = None  # bytes MPUBEX still waits for
@@ -295,7 +294,7 @@ class CaseRun:
         if result is None:
             self._unacked.append((name, topic, payload))
         elif b"SUCCESS" in result:
-            self.acked.append((topic, payload, name == "MPUB"))
+            self.acked.append((topic, payload, name))
 
     def _result(self, raw: bytes) -> None:
         """An owed result URC of a publish. Results carry no id and QoS 2 takes longer than
@@ -315,7 +314,7 @@ class CaseRun:
                        if (received[self._unacked[i][1:]] > 0) == success), candidates[0])
         _, topic, payload = self._unacked.pop(chosen)
         if success:
-            self.acked.append((topic, payload, name == "MPUB"))
+            self.acked.append((topic, payload, name))
 
     def _report(self, line: Line) -> None:
         try:
@@ -374,12 +373,12 @@ class CaseRun:
 
     def _messages(self) -> None:
         received = Counter((p.topic, bytes(p.payload)) for p in self.module.broker.received)
-        for topic, payload, loose in self.acked:
+        for topic, payload, name in self.acked:
             key = (topic, payload)
-            if loose and received[key] <= 0:  # MPUB: its message as either reading has it
-                readings = {payload.rstrip(b" \t"), payload.split(b",", 1)[0].rstrip(b" \t")}
+            if received[key] <= 0:  # the message as another reading of the guide has it
+                allowed = readings(name, payload)
                 key = next((k for k, n in received.items() if n > 0 and k[0] == topic
-                            and k[1].rstrip(b" \t") in readings), key)
+                            and k[1] in allowed), key)
             if received[key] <= 0:
                 self._fail("message lost", f"acknowledged publish on {topic!r} of "
                            f"{len(payload)} bytes never reached the broker")
@@ -388,6 +387,18 @@ class CaseRun:
         if self.reports != handed:
             self._fail("message lost", f"the module took {handed} messages from the broker, it "
                        f"reported {self.reports}")
+
+
+def readings(command: str, payload: bytes) -> frozenset[bytes]:
+    """What the broker may get for `payload` as each reading of the guide's open points has
+    it. MPUB: the blanks ending its line may be trimmed, and commas in the message may end
+    it (MPUB-5); MPUBEX: the data is binary-safe, or CR and LF bytes are the line's, not the
+    message's (MPUBEX-3)."""
+    if command == "MPUB":
+        ends = (payload, payload.split(b",", 1)[0])
+        return frozenset(p for end in ends for p in (end, end.rstrip(b" \t")))
+    return frozenset({payload, payload.replace(b"\n", b""),
+                      payload.replace(b"\r", b"").replace(b"\n", b"")})
 
 
 def _mpub_message(line: str) -> tuple[str, bytes]:
