@@ -125,3 +125,12 @@ def test_an_mpub_message_with_commas_passes_on_either_reading(profile: str) -> N
     (guide-alt); the message oracle takes what the broker got as either."""
     case = Case("subscribed", (_cmd("AT+MPUB=a/b,1,0,a,b, c"),))
     assert CaseRun(PROFILES[profile], frozenset()).run(case) is None
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_no_profile_makes_a_finding(profile: str) -> None:
+    """Each profile is a reading of the guide: the oracles, which assert only what every
+    reading shares, find nothing in any of them (a finding here is the oracle's fault)."""
+    report = fuzz(PROFILES[profile], frozenset(), max_cases=1500, first_seed=11)
+    assert report.cases == 1500
+    assert not report.findings, [f.violation for f in report.findings]
