@@ -391,12 +391,14 @@ class CaseRun:
 
 def readings(command: str, payload: bytes) -> frozenset[bytes]:
     """What the broker may get for `payload` as each reading of the guide's open points has
-    it. MPUB: the blanks ending its line may be trimmed, and commas in the message may end
-    it (MPUB-5); MPUBEX: the data is binary-safe, or CR and LF bytes are the line's, not the
-    message's (MPUBEX-3)."""
+    it. MPUB: the blanks around the message may be trimmed (at the line's end, or as a
+    parameter's), and commas in the message may end it (MPUB-5); MPUBEX: the data is
+    binary-safe, or CR and LF bytes are the line's, not the message's (MPUBEX-3)."""
     if command == "MPUB":
+        blanks = b" \t"
         ends = (payload, payload.split(b",", 1)[0])
-        return frozenset(p for end in ends for p in (end, end.rstrip(b" \t")))
+        return frozenset(p for end in ends for p in (end, end.rstrip(blanks),
+                                                     end.lstrip(blanks), end.strip(blanks)))
     return frozenset({payload, payload.replace(b"\n", b""),
                       payload.replace(b"\r", b"").replace(b"\n", b"")})
 
