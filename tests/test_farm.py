@@ -109,6 +109,27 @@ def test_each_module_runs_every_test_and_the_places_end_free(
                         "l506-2": "l506_v3_2_mqtt_b20171031"}
 
 
+def test_power_goes_through_each_place(farm2: farm.Farm, tmp_path: Path) -> None:
+    """The farm's rig powers each module through its place (labgrid-client power, the
+    exporter's NetworkPowerPort, the simulator's simplerest switch): the tests that cut
+    the power run on both modules instead of skipping."""
+    run = tmp_path / "run"
+    done = subprocess.run(
+        _pytest([str(ROOT / "suites" / "test_device.py") + "::test_power_on",
+                 str(ROOT / "suites" / "test_sessions.py") + "::test_will_on_power_cut",
+                 "--rig", str(Path(farm2.folder, "rig.toml")), "-n", "2", "--modules", "each"],
+                run),
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    outcomes = {(t["nodeid"].split("[")[0], t["module"]): t["outcome"]
+                for t in json.loads((run / "results.json").read_text())["tests"]}
+    assert len(outcomes) == 4 and set(outcomes.values()) == {"passed"}, outcomes
+    for place in farm2.places:
+        log = Path(farm2.folder, f"sim-{place}.log").read_text()
+        assert '"GET /relay/0/0 HTTP/1.1" 200' in log and '"GET /relay/0/1 HTTP/1.1" 200' in log
+    _free(farm2)
+
+
 def test_a_held_place_is_waited_for_then_its_holder_named(
         farm2: farm.Farm, tmp_path: Path) -> None:
     rig = tmp_path / "rig.toml"
