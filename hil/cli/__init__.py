@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from types import ModuleType
 
@@ -65,7 +68,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The signal that stopped the command, once one did.
+_stopped_by: list[int] = []
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM ends a command as an exception would: its `with` blocks and `finally`
+    clauses run, so the brokers, simulators and taps it started are stopped, not orphaned."""
+    _stopped_by.append(signum)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)  # signal handlers belong to the main thread
+    before = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(argv)
+    except BaseException:
+        if not _stopped_by:
+            raise
+        # one line, whatever wrapped the exit on its way (hypothesis does)
+        signum = _stopped_by[0]
+        print(f"hil: stopped by {signal.Signals(signum).name}; what it had started is stopped",
+              file=sys.stderr)
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # only `hil run` takes arguments of its own (they go to pytest)

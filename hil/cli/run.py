@@ -250,6 +250,9 @@ def stream(command: list[str], log: Path, timeout_s: float) -> int:
             with contextlib.suppress(KeyboardInterrupt):  # pytest got it too: keep its summary
                 for chunk in iter(lambda: reader.read1(65536), b""):
                     sink.write(chunk)
+        except SystemExit:  # SIGTERM to hil run: pytest is stopped too, not left running
+            proc.terminate()
+            raise
         finally:
             status = killer.wait()
         if killer.fired:

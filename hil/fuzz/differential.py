@@ -11,12 +11,13 @@ the firmware. The result is the fidelity report of one firmware against the othe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
@@ -25,7 +26,7 @@ from hil.at.framer import Framer, Line, Prompt
 from hil.fuzz.engine import CaseRun
 from hil.fuzz.grammar import BROKER, Case, Command, Data, PeerPublish, Step, cases
 from hil.l506.types import MSUB_COUNTED, MSUB_MESSAGE_MAX
-from hil.sim.profiles import Profile
+from hil.sim.profiles import PROFILES, Profile
 from hil.sim.virtual import VirtualModule
 
 if TYPE_CHECKING:
@@ -133,7 +134,8 @@ def _urc_order(lines: list[str]) -> list[str]:
 #: What a real link adds to the model's answers: not a firmware's choice, but timing.
 LINK_NORMALISERS: dict[str, Normaliser] = {"urc_order": _urc_order}
 #: Fields that cannot show on the virtual bench (its clock has no latency, its boot waits).
-INVISIBLE = frozenset({"name", "revision", "latency", "latency_note", "boot_s", "call_ready_s"})
+INVISIBLE = frozenset({"name", "revision", "latency", "latency_note", "boot_s", "call_ready_s",
+                       "link_rtt_s", "link_jitter_s"})
 
 
 @dataclass
@@ -142,7 +144,8 @@ class Differences:
     steps: int = 0
     explained: Counter[str] = field(default_factory=Counter)  # field → steps it explains
     unexplained: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
-    unmodelled: list[str] = field(default_factory=list)  # differing fields with no normaliser
+    #: differing fields with no normaliser (a step they cause is found by replaying)
+    unmodelled: list[str] = field(default_factory=list)
 
 
 def documented(a: Profile, b: Profile) -> list[str]:
@@ -175,23 +178,43 @@ def transcript(case: Case, profile: Profile, bugs: frozenset[str] = frozenset()
     return out
 
 
+Steps = list[tuple[str, list[str]]]
+#: A documented difference without a normaliser, as the field and the value to try.
+Choice = tuple[str, Any]
+
+
 def compare(a: Profile, b: Profile, cases: list[Case], *, bugs_b: frozenset[str] = frozenset()
             ) -> Differences:
     """Play `cases` on `a` and on `b` (with `bugs_b`); explain what differs."""
     fields = documented(a, b)
     result = Differences(unmodelled=[f for f in fields if f not in NORMALISERS])
     normalisers = [(f, NORMALISERS[f]) for f in fields if f in NORMALISERS]
+    choices = [(f, getattr(b, f)) for f in result.unmodelled]
     for case in cases:
-        _judge(result, normalisers, zip(transcript(case, a), transcript(case, b, bugs_b),
-                                        strict=True))
+        _judge(result, normalisers, transcript(case, a), transcript(case, b, bugs_b),
+               replay=functools.partial(transcript, case),
+               model=a, choices=choices, named=lambda choice: choice[0])
     return result
 
 
-def _judge(result: Differences, normalisers: list[tuple[str, Normaliser]],
-           pairs: Iterable[tuple[tuple[str, list[str]], tuple[str, list[str]]]]) -> None:
-    """One case's steps, side by side: each difference explained or listed."""
+def _judge(result: Differences, normalisers: list[tuple[str, Normaliser]], ours: Steps,
+           theirs: Steps, *, replay: Callable[[Profile], Steps], model: Profile,
+           choices: list[Choice], named: Callable[[Choice], str]) -> None:
+    """One case's steps, side by side: each difference explained by a normaliser, or by a
+    documented choice without one (the case replayed on our side with that choice makes
+    the step as theirs), or listed."""
     result.cases += 1
-    for (sent, lines_a), (_, lines_b) in pairs:
+    replayed: dict[tuple[Choice, ...], Steps] = {}
+
+    def with_choices(chosen: tuple[Choice, ...]) -> Steps:
+        if chosen not in replayed:
+            try:
+                replayed[chosen] = replay(dataclasses.replace(model, **dict(chosen)))
+            except ValueError:  # a combination the profile refuses
+                replayed[chosen] = []
+        return replayed[chosen]
+
+    for i, ((sent, lines_a), (_, lines_b)) in enumerate(zip(ours, theirs, strict=False)):
         result.steps += 1
         if lines_a == lines_b:
             continue
@@ -204,8 +227,40 @@ def _judge(result: Differences, normalisers: list[tuple[str, Normaliser]],
             na, nb = ma, mb
         if na == nb:
             result.explained.update(used)
+            continue
+        for chosen in [(c,) for c in choices] + ([tuple(choices)] if len(choices) > 1 else []):
+            steps = with_choices(chosen)
+            if i < len(steps) and _normal(steps[i][1], normalisers) == nb:
+                result.explained[" + ".join(named(c) for c in chosen)] += 1
+                break
         else:
             result.unexplained.append((sent, lines_a, lines_b))
+
+
+def _normal(lines: list[str], normalisers: list[tuple[str, Normaliser]]) -> list[str]:
+    for _, normalise in normalisers:
+        lines = normalise(lines)
+    return lines
+
+
+def known_choices(model: Profile) -> list[Choice]:
+    """Every documented choice without a normaliser that a known profile makes and `model`
+    does not: what a module's firmware may have chosen instead."""
+    out: list[Choice] = []
+    for f in dataclasses.fields(Profile):
+        if f.name in INVISIBLE or f.name in NORMALISERS:
+            continue
+        for other in PROFILES.values():
+            value = getattr(other, f.name)
+            if value != getattr(model, f.name) and (f.name, value) not in out:
+                out.append((f.name, value))
+    return out
+
+
+def _as_profiles(choice: Choice) -> str:
+    name, value = choice
+    having = [p.name for p in PROFILES.values() if getattr(p, name) == value]
+    return f"{name} = {value!r} (as {', '.join(having)})"
 
 
 class _Recording(CaseRun):
@@ -271,17 +326,26 @@ def played(case: Case, profile: Profile, module: VirtualModule | PortModule
 def compare_module(module: PortModule, model: Profile, cases: list[Case], *,
                    bugs: frozenset[str] = frozenset()) -> Differences:
     """Play `cases` on the model of `model` (with `bugs`) and on a real `module`; explain
-    what differs. The module's firmware may have chosen anything the guide leaves open, so
-    every open point with a normaliser is allowed for; a choice on another open point shows
-    as unexplained, to be checked against clauses.md. A case stops being compared at the
+    what differs. The module's firmware may have chosen anything the guide leaves open: every
+    open point with a normaliser is allowed for, and a step that still differs is replayed on
+    the model with each choice a known profile makes on another open point (then all of them
+    at once); the one that makes it as the module's is named (`mpub_commas = 'cut' (as
+    guide-alt)`). What no choice explains is listed. A case stops being compared at the
     first step where either side's oracles objected."""
     result = Differences()
     normalisers = [*NORMALISERS.items(), *LINK_NORMALISERS.items()]
+    choices = known_choices(model)
     for case in cases:
         ours = played(case, model, bench_model(model, bugs))
         theirs = played(case, model, module)
-        _judge(result, normalisers, zip(ours, theirs, strict=False))
+        _judge(result, normalisers, ours, theirs,
+               replay=functools.partial(_played_on_model, case, bugs),
+               model=model, choices=choices, named=_as_profiles)
     return result
+
+
+def _played_on_model(case: Case, bugs: frozenset[str], profile: Profile) -> Steps:
+    return played(case, profile, bench_model(profile, bugs))
 
 
 def _shown(step: Step) -> str:
@@ -320,8 +384,9 @@ def render(a: str, b: str, d: Differences) -> str:
     rows = [f"{a} against {b}: {d.cases} cases, {d.steps} steps"]
     for name, count in sorted(d.explained.items()):
         rows.append(f"  documented difference {name}: explains {count} steps")
-    for name in d.unmodelled:
-        rows.append(f"  documented difference {name}: no normaliser, shown as unexplained")
+    quiet = [name for name in d.unmodelled if name not in d.explained]
+    if quiet:
+        rows.append(f"  documented differences that did not show: {', '.join(quiet)}")
     rows.append(f"  unexplained: {len(d.unexplained)} steps")
     for sent, la, lb in d.unexplained[:20]:
         rows.append(f"    {sent!r}\n      {a}: {la}\n      {b}: {lb}")
