@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from hil.power import CommandPower, ModemLinePower, UhubctlPower, backends, power_from_config
+from hil.power import (
+    CommandPower,
+    ModemLinePower,
+    PowerError,
+    UhubctlPower,
+    backends,
+    power_from_config,
+)
 from hil.power.lines import LinePower
 from hil.power.modemlines import ModemLineSettings
 from hil.rig import RigError, load_rig, rig_from_dict, rig_warnings, with_port
@@ -188,7 +195,18 @@ def test_every_backend_builds_from_its_defaults(tmp_path: Path) -> None:
     assert isinstance(power, ModemLinePower) and isinstance(power._lines, LinePower)
     power.close()
     assert set(backends()) == {"simulator", "none", "modemlines", "gpio", "uhubctl",
-                                   "command", "labgrid", "manual"}
+                                   "command", "labgrid", "place", "manual"}
+
+
+def test_power_through_a_place_needs_the_place_the_run_holds() -> None:
+    rig = rig_from_dict(_rig(power={"backend": "place", "off_wait_ms": 10}))
+    with pytest.raises(PowerError, match=r"names none: set \[dut\] place"):
+        power_from_config(rig.power)
+    switched: list[bool] = []
+    power = power_from_config(rig.power, place_switch=switched.append)
+    assert power is not None
+    power.cycle()
+    assert switched == [False, True]
 
 
 def test_a_rig_file_that_is_not_text_is_one_clear_error(tmp_path: Path) -> None:
