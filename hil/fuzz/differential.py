@@ -204,16 +204,8 @@ def _judge(result: Differences, normalisers: list[tuple[str, Normaliser]], ours:
     documented choice without one (the case replayed on our side with that choice makes
     the step as theirs), or listed."""
     result.cases += 1
-    replayed: dict[tuple[Choice, ...], Steps] = {}
-
-    def with_choices(chosen: tuple[Choice, ...]) -> Steps:
-        if chosen not in replayed:
-            try:
-                replayed[chosen] = replay(dataclasses.replace(model, **dict(chosen)))
-            except ValueError:  # a combination the profile refuses
-                replayed[chosen] = []
-        return replayed[chosen]
-
+    replays = _Replays(replay, model)
+    trials = [(c,) for c in choices] + ([tuple(choices)] if len(choices) > 1 else [])
     for i, ((sent, lines_a), (_, lines_b)) in enumerate(zip(ours, theirs, strict=False)):
         result.steps += 1
         if lines_a == lines_b:
@@ -228,13 +220,30 @@ def _judge(result: Differences, normalisers: list[tuple[str, Normaliser]], ours:
         if na == nb:
             result.explained.update(used)
             continue
-        for chosen in [(c,) for c in choices] + ([tuple(choices)] if len(choices) > 1 else []):
-            steps = with_choices(chosen)
-            if i < len(steps) and _normal(steps[i][1], normalisers) == nb:
-                result.explained[" + ".join(named(c) for c in chosen)] += 1
-                break
-        else:
+        chosen = next((t for t in trials if replays.step(t, i, normalisers) == nb), None)
+        if chosen is None:
             result.unexplained.append((sent, lines_a, lines_b))
+        else:
+            result.explained[" + ".join(named(c) for c in chosen)] += 1
+
+
+class _Replays:
+    """One case replayed on the model with documented choices, each replay made once."""
+
+    def __init__(self, replay: Callable[[Profile], Steps], model: Profile) -> None:
+        self.replay, self.model = replay, model
+        self.made: dict[tuple[Choice, ...], Steps] = {}
+
+    def step(self, chosen: tuple[Choice, ...], index: int,
+             normalisers: list[tuple[str, Normaliser]]) -> list[str] | None:
+        """Step `index`'s lines, normalised, on the model with `chosen`; None past the end."""
+        if chosen not in self.made:
+            try:
+                self.made[chosen] = self.replay(dataclasses.replace(self.model, **dict(chosen)))
+            except ValueError:  # a combination the profile refuses
+                self.made[chosen] = []
+        steps = self.made[chosen]
+        return _normal(steps[index][1], normalisers) if index < len(steps) else None
 
 
 def _normal(lines: list[str], normalisers: list[tuple[str, Normaliser]]) -> list[str]:
