@@ -264,3 +264,31 @@ def test_hil_broker_serves_the_port_asked_for_and_leaves_no_keys_behind() -> Non
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_ports_are_chosen_free_beside_on_the_taps_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tap listens on ::1 on each listener's port: a port already taken on ::1 is passed
+    over, though free on 127.0.0.1 (a module's connection to another tap may hold one)."""
+    if not broker_module.ipv6_loopback_available():
+        pytest.skip("::1 cannot be bound on this machine")
+    taken = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    taken.bind(("::1", 0))
+    busy = taken.getsockname()[1]
+    offered = iter([busy])
+    real_bound = broker_module._bound
+
+    def first_the_busy_one(address: str, port: int) -> socket.socket:
+        if address == "127.0.0.1" and port == 0:
+            chosen = next(offered, 0)
+            if chosen:
+                return real_bound(address, chosen)
+        return real_bound(address, port)
+
+    monkeypatch.setattr(broker_module, "_bound", first_the_busy_one)
+    try:
+        ports = broker_module._free_ports(["127.0.0.1", "127.0.0.1"], beside="::1")
+    finally:
+        taken.close()
+    assert busy not in ports and len(set(ports)) == 2
+    for port in ports:  # free on ::1 when chosen
+        real_bound("::1", port).close()

@@ -74,16 +74,39 @@ def ipv6_loopback_available() -> bool:
     return True
 
 
-def _free_ports(addresses: Sequence[str]) -> list[int]:
-    """One free port per address, all held open together so that none is handed out twice."""
+def _bound(address: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
+                         socket.SOCK_STREAM)
+    try:
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _free_ports(addresses: Sequence[str], beside: str | None = None) -> list[int]:
+    """One free port per address, all held open together so that none is handed out twice;
+    with `beside`, each is free on that address too (a tap listens there on the same port)."""
     held: list[socket.socket] = []
+    ports = []
     try:
         for address in addresses:
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            held.append(sock)
-            sock.bind((address, 0))
-        return [sock.getsockname()[1] for sock in held]
+            for _ in range(100):
+                sock = _bound(address, 0)
+                held.append(sock)  # held even when taken beside: not offered again
+                port: int = sock.getsockname()[1]
+                if beside in (None, address):
+                    break
+                try:
+                    held.append(_bound(beside, port))
+                    break
+                except OSError:
+                    continue
+            else:
+                raise BrokerError(f"no port free on both {address} and {beside} after 100 tries")
+            ports.append(port)
+        return ports
     finally:
         for sock in held:
             sock.close()
@@ -100,7 +123,8 @@ class Broker:
     some of them (name → rules); ``tls_max_version`` caps TLS so that a refused client
     certificate fails the handshake itself (None: OpenSSL's default, TLS 1.3); ``tls``
     hands it certificates made once for several brokers (the workers of a parallel run)
-    instead of making its own.
+    instead of making its own; ``tap`` is the address a recording tap will listen on beside
+    each listener, on its port, so the ports are chosen free there too.
     """
 
     host = "127.0.0.1"
@@ -119,8 +143,10 @@ class Broker:
         plain_port: int = 0,
         tls_port: int = 0,
         tls: TlsMaterial | None = None,
+        tap: str | None = None,
     ) -> None:
         self.folder = Path(folder)
+        self._tap = tap
         self.binary = find_program("mosquitto") if binary is None else self._checked(binary)
         self._users = MappingProxyType(dict(users or {}))
         self._acl = dict(acl or {})
@@ -161,7 +187,8 @@ class Broker:
         ]
         if self._ipv6:
             specs.append(Listener(PLAIN6, 0, address="::1"))
-        free = iter(_free_ports([s.address for s in specs if not self._fixed.get(s.name)]))
+        free = iter(_free_ports([s.address for s in specs if not self._fixed.get(s.name)],
+                                beside=self._tap))
         return tuple(
             Listener(s.name, self._fixed.get(s.name) or next(free), s.address, s.tls, s.auth,
                      s.require_certificate)
