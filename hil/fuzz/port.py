@@ -215,7 +215,6 @@ class PortModule:
         self._restore_settings()
         if self.broker.retained:  # the broker outlives the case: what it retains is wiped,
             self.tap.drop_links()  # a will with retain too (published now, not at keep-alive)
-            time.sleep(_QUIET_S)
             for topic in sorted(self.broker.retained):
                 publish_once(*self.broker_address, topic, b"", 0, retain=True)
         self.broker = BrokerView()

@@ -185,13 +185,17 @@ class MqttTap:
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
 
-    def drop_links(self) -> None:
+    def drop_links(self, timeout: float = 2.0) -> None:
         """End every connection passing now, as a module that lost power would leave it: the
-        broker sees it gone at once (and publishes its will) instead of after 1.5 keep-alives."""
+        broker sees it gone at once (and publishes its will) instead of after 1.5 keep-alives.
+        Returns once both pumps of each have ended (bounded by `timeout`)."""
         with self._lock:
             links = list(self._links)
         for link in links:
             link.drop()
+        deadline = time.monotonic() + timeout
+        for link in links:
+            link.ended.wait(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self._stop.set()
@@ -219,6 +223,8 @@ class _Link:
         self._running = 2
         self._lock = threading.Lock()
         self.closed = False
+        #: set once both pumps have ended and the sockets are closed
+        self.ended = threading.Event()
 
     def pump_done(self) -> None:
         with self._lock:
@@ -226,6 +232,7 @@ class _Link:
             last = self._running == 0
         if last:
             self.close()
+            self.ended.set()
 
     def close(self) -> None:
         with self._lock:
